@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from facecloak.models import get
-from facecloak.models.sface import SFACE_FILE, load_sface
 from facecloak.models._packages import package_file
+from facecloak.models.sface import SFACE_FILE, load_sface
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -82,5 +81,5 @@ def test_registered_with_published_threshold():
 def test_damaged_model_file_is_a_clean_error(tmp_path):
     damaged = tmp_path / "sface.onnx"
     damaged.write_bytes(b"\x08\x07garbage" * 100)
-    with pytest.raises(ValueError, match="sface.onnx"):
+    with pytest.raises(ValueError, match=r"sface\.onnx"):
         load_sface(damaged)

@@ -1,0 +1,48 @@
+"""Cloaking modes: how much each may change a face, and how hard it searches.
+
+The perceptual budget is Fawkes' DSSIM, ``(1 - SSIM) / 2``, measured at full resolution over
+each face's region; ``max_change`` caps any single pixel channel. ``mid`` keeps face-region SSIM
+at or above 0.98 (DSSIM 0.01), the point where the change stays invisible at 100 % zoom on
+typical photos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class CloakBudget:
+    """One mode's limits and search effort. Every field can be overridden by an expert."""
+
+    name: str
+    dssim: float  # largest allowed (1 - SSIM) / 2 over the face region
+    max_change: float  # largest change of one channel of one pixel, in 0..1 units
+    steps: int  # optimisation steps
+    samples: int  # random transformations per face per step (expectation over them)
+    learning_rate: float  # Adam step size, in 0..1 pixel units
+    jpeg_probability: float  # share of transformation samples passed through a JPEG codec
+    margin: float  # how far past each model's threshold the objective keeps pushing
+
+    def with_overrides(self, **overrides: float | int) -> CloakBudget:
+        """A copy with expert overrides; unknown names are an error, not silently ignored."""
+        known = {f.name for f in fields(self)} - {"name"}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown budget setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, name=f"{self.name}+custom" if overrides else self.name, **overrides)
+
+
+MODES: dict[str, CloakBudget] = {
+    "low": CloakBudget("low", 0.006, 8 / 255, 30, 2, 2.0 / 255, 0.3, 0.2),
+    "mid": CloakBudget("mid", 0.010, 12 / 255, 45, 2, 2.0 / 255, 0.4, 0.4),
+    "high": CloakBudget("high", 0.017, 16 / 255, 80, 3, 2.0 / 255, 0.5, 0.6),
+}
+
+
+def budget_for(mode: str) -> CloakBudget:
+    """The budget of a named mode, with a clear error listing the modes."""
+    try:
+        return MODES[mode]
+    except KeyError:
+        raise ValueError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})") from None

@@ -1,0 +1,103 @@
+"""The cloak on real photos: protection after re-detection, the SSIM budget, what it touches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from facecloak.budget import budget_for
+from facecloak.cloak import _raw_similarity
+from facecloak.engine import Engine
+from facecloak.metrics import face_region_ssim, match_faces
+from PIL import Image
+
+from tests.conftest import shared_data
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    path = shared_data("photos", "skimage", "astronaut.png")
+    return np.asarray(Image.open(path).convert("RGB")).copy()
+
+
+@pytest.fixture(scope="module")
+def cloaked_astronaut(engine, astronaut):
+    return engine.cloak_pixels(astronaut, "mid", seed=0)
+
+
+def test_protects_against_both_models_after_redetection(engine, astronaut, cloaked_astronaut):
+    cloaked, reports = cloaked_astronaut
+    assert [r.cloaked for r in reports] == [True]
+    clean_face = engine.detector.detect(astronaut).faces[0]
+    again = match_faces([clean_face], engine.detector.detect(cloaked).faces)[0]
+    assert again is not None, "the cloaked face should still be detectable as a face"
+    before = engine.cloaker.embed(astronaut, [clean_face.landmarks])
+    after = engine.cloaker.embed(cloaked, [again.landmarks])
+    for recogniser in engine.cloaker.recognisers:
+        spec = recogniser.spec
+        value = float(_raw_similarity(spec, after[spec.name], before[spec.name])[0])
+        still_same = value >= spec.match_threshold if spec.metric == "cosine" else value <= 0.6
+        assert not still_same, f"{spec.name} still matches the cloaked face ({value:.3f})"
+
+
+def test_keeps_the_ssim_budget_and_touches_only_the_face_area(engine, astronaut, cloaked_astronaut):
+    cloaked, _ = cloaked_astronaut
+    face = engine.detector.detect(astronaut).faces[0]
+    assert face_region_ssim(astronaut, cloaked, face) >= 1 - 2 * budget_for("mid").dssim - 1e-4
+    changed = np.argwhere(np.any(cloaked != astronaut, axis=-1))
+    x, y, w, h = face.box
+    (top, left), (bottom, right) = changed.min(axis=0), changed.max(axis=0)
+    # Changes stay within about one face size of the face box (chips include some context).
+    assert top >= y - h and bottom <= y + 2 * h and left >= x - w and right <= x + 2 * w
+    assert np.abs(cloaked.astype(int) - astronaut.astype(int)).max() <= 12
+
+
+def test_same_seed_same_cloak_and_other_seed_differs(engine, astronaut):
+    quick = budget_for("mid").with_overrides(steps=3)
+    first, _ = engine.cloak_pixels(astronaut, quick, seed=7)
+    second, _ = engine.cloak_pixels(astronaut, quick, seed=7)
+    third, _ = engine.cloak_pixels(astronaut, quick, seed=8)
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, third)
+
+
+def test_alpha_and_16_bit_depth_are_kept(engine, astronaut):
+    quick = budget_for("mid").with_overrides(steps=3)
+    alpha = np.linspace(0, 255, astronaut.shape[1], dtype=np.uint8)[None, :].repeat(512, axis=0)
+    rgba16 = np.dstack([astronaut, alpha]).astype(np.uint16) * 257
+    out, reports = engine.cloak_pixels(rgba16, quick)
+    assert out.dtype == np.uint16 and out.shape == rgba16.shape
+    assert np.array_equal(out[..., 3], rgba16[..., 3])
+    assert reports[0].cloaked and not np.array_equal(out[..., :3], rgba16[..., :3])
+    # 16-bit changes are not 8-bit steps in disguise: low bytes change too.
+    assert np.any((out[..., :3] - rgba16[..., :3]) % 257 != 0)
+
+
+def test_photo_without_face_is_returned_unchanged(engine, astronaut):
+    # The shuttle and helmet corner of the astronaut photo: real content, no face.
+    scene = astronaut[260:, 300:].copy()
+    out, reports = engine.cloak_pixels(scene, "mid")
+    assert reports == [] and np.array_equal(out, scene)
+
+
+def test_group_photo_all_faces_in_one_batch(engine):
+    path = shared_data("photos", "face_recognition-examples", "obama_and_biden.jpg")
+    photo = np.asarray(Image.open(path).convert("RGB")).copy()
+    quick = budget_for("mid").with_overrides(steps=4)
+    calls = []
+    model = engine.cloaker.recognisers[0].model
+    hook = model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        _, reports = engine.cloak_pixels(photo, quick)
+    finally:
+        hook.remove()
+    cloaked = [r for r in reports if r.cloaked]
+    assert len(cloaked) == 3
+    # Every optimisation step embeds all faces in one batch.
+    assert max(calls) >= 3 * quick.samples
+    assert torch.tensor([r.ssim for r in cloaked]).min() >= 0.98 - 1e-4
