@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.conftest import shared_data
 
-QUICK = ["--steps", "2"]  # these tests check plumbing, not protection
+QUICK = ["--steps", "2", "--extra-steps", "0"]  # these tests check plumbing, not protection
 
 
 @pytest.fixture()

@@ -23,6 +23,7 @@ class CloakBudget:
     learning_rate: float  # Adam step size, in 0..1 pixel units
     jpeg_probability: float  # share of transformation samples passed through a JPEG codec
     margin: float  # how far past each model's threshold the objective keeps pushing
+    extra_steps: int  # at most this many more steps for faces still weak after ``steps``
 
     def with_overrides(self, **overrides: float | int) -> CloakBudget:
         """A copy with expert overrides; unknown names are an error, not silently ignored."""
@@ -34,9 +35,9 @@ class CloakBudget:
 
 
 MODES: dict[str, CloakBudget] = {
-    "low": CloakBudget("low", 0.006, 8 / 255, 30, 2, 2.0 / 255, 0.3, 0.2),
-    "mid": CloakBudget("mid", 0.010, 12 / 255, 45, 2, 2.0 / 255, 0.4, 0.4),
-    "high": CloakBudget("high", 0.017, 16 / 255, 80, 3, 2.0 / 255, 0.5, 0.6),
+    "low": CloakBudget("low", 0.006, 8 / 255, 15, 2, 3.0 / 255, 0.7, 0.5, 20),
+    "mid": CloakBudget("mid", 0.010, 12 / 255, 20, 2, 3.0 / 255, 0.7, 0.7, 40),
+    "high": CloakBudget("high", 0.017, 16 / 255, 40, 2, 3.0 / 255, 0.7, 0.9, 60),
 }
 
 

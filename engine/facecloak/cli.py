@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     expert.add_argument("--max-change", type=float, help="largest per-pixel change, 0-255 units")
     expert.add_argument("--steps", type=int, help="optimisation steps")
     expert.add_argument("--samples", type=int, help="random transformations per step")
+    expert.add_argument(
+        "--extra-steps", type=int, help="most extra steps for faces still weak (0: none)"
+    )
     return parser
 
 
@@ -85,10 +88,11 @@ def _budget(args: argparse.Namespace):
         "max_change": None if args.max_change is None else args.max_change / 255.0,
         "steps": args.steps,
         "samples": args.samples,
+        "extra_steps": args.extra_steps,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     for key, value in overrides.items():
-        if value <= 0:
+        if value < 0 or (value == 0 and key != "extra_steps"):
             raise UsageError(f"--{key.replace('_', '-')} must be positive")
     return budget_for(args.mode).with_overrides(**overrides)
 

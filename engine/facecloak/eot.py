@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import kornia.enhance
-import kornia.geometry.transform as KT
 import torch
 
 from facecloak.align import similarity_transform, warp_faces
@@ -74,6 +73,7 @@ def sample_chips(
     size: int,
     jitter: Jitter,
     generator: torch.Generator,
+    jpeg_probability: float = 0.0,
 ) -> torch.Tensor:
     """Chips of ``region`` (``1 x 3 x h x w``) under ``matrices``, some through a downscale.
 
@@ -87,48 +87,49 @@ def sample_chips(
         ratio = float(pixels_per_chip_px[index])
         source, matrix = region, matrices[index : index + 1]
         if (
-            ratio > 1.25
+            ratio >= 2.0
             and float(torch.rand((), generator=generator)) < jitter.downscale_probability
         ):
-            # Downscale so the face lands between 1x and 1.25x the chip's resolution.
-            factor = (1.0 + 0.25 * float(torch.rand((), generator=generator))) / ratio
-            height = max(8, round(region.shape[-2] * factor))
-            width = max(8, round(region.shape[-1] * factor))
-            antialias = bool(torch.rand((), generator=generator) < 0.7)
-            source = KT.resize(
-                region, (height, width), interpolation="bilinear", antialias=antialias
-            )
-            sy, sx = height / region.shape[-2], width / region.shape[-1]
-            # Map resized pixel centres back to the original: x_orig = (x_new + .5) / s - .5.
+            # Downscale by an integer factor so the face lands at 1x-1.5x the chip's
+            # resolution: a box filter (antialiased) or every k-th pixel at a random phase
+            # (plain). Both are one cheap pass, whatever the photo's resolution.
+            factor = max(2, int(ratio / (1.0 + 0.5 * float(torch.rand((), generator=generator)))))
+            if bool(torch.rand((), generator=generator) < 0.6):
+                source = torch.nn.functional.avg_pool2d(region, factor, stride=factor)
+                phase = (factor - 1) / 2.0
+            else:
+                offset = int(torch.randint(factor, (), generator=generator))
+                source = region[..., offset::factor, offset::factor]
+                phase = float(offset)
+            # Downscaled pixel x sits at factor * x + phase in the region.
             back = torch.tensor(
-                [[1 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1 / sy, 0.5 / sy - 0.5], [0.0, 0.0, 1.0]]
+                [[factor, 0.0, phase], [0.0, factor, phase], [0.0, 0.0, 1.0]], dtype=matrix.dtype
             )
             matrix = (torch.cat([matrix[0], torch.tensor([[0.0, 0.0, 1.0]])]) @ back)[None, :2]
-        chips.append(warp_faces(source, matrix.to(region.device), size))
+        compress = float(torch.rand((), generator=generator)) < jpeg_probability
+        if compress and source.shape[-1] * source.shape[-2] <= JPEG_SOURCE_LIMIT:
+            # JPEG happens to the photo, on its own 8x8 grid, before any tracker aligns it.
+            source = jpeg(source, _quality(jitter, generator))
+            compress = False
+        chip = warp_faces(source, matrix.to(region.device), size)
+        if compress:  # too big to encode every step: encode the chip instead
+            chip = jpeg(chip, _quality(jitter, generator))
+        chips.append(chip)
     return torch.cat(chips)
 
 
-def jpeg_some(
-    chips: torch.Tensor, probability: float, jitter: Jitter, generator: torch.Generator
-) -> torch.Tensor:
-    """Pass a random share of ``chips`` through kornia's differentiable JPEG codec."""
-    if probability <= 0:
-        return chips
-    chosen = torch.rand(chips.shape[0], generator=generator) < probability
-    if not bool(chosen.any()):
-        return chips
+JPEG_SOURCE_LIMIT = 640 * 640  # largest source (pixels) that is JPEG-coded whole per step
+
+
+def _quality(jitter: Jitter, generator: torch.Generator) -> float:
     span = jitter.max_jpeg_quality - jitter.min_jpeg_quality
-    quality = jitter.min_jpeg_quality + span * torch.rand(int(chosen.sum()), generator=generator)
-    # The codec works on 16-pixel blocks: pad the chip up to a multiple of 16 and crop back.
-    size = chips.shape[-1]
-    padded_size = (size + 15) // 16 * 16
-    subset = chips[chosen.to(chips.device)]
-    if padded_size != size:
-        pad = padded_size - size
-        subset = torch.nn.functional.pad(subset, (0, pad, 0, pad), mode="replicate")
-    coded = kornia.enhance.jpeg_codec_differentiable(
-        subset.clamp(0, 1), quality.to(chips.device, chips.dtype)
-    )[..., :size, :size]
-    out = chips.clone()
-    out[chosen.to(chips.device)] = coded
-    return out
+    return jitter.min_jpeg_quality + span * float(torch.rand((), generator=generator))
+
+
+def jpeg(image: torch.Tensor, quality: float) -> torch.Tensor:
+    """kornia's differentiable JPEG codec on any size: padded to 16-pixel blocks, cropped back."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % 16, (-width) % 16
+    padded = torch.nn.functional.pad(image.clamp(0, 1), (0, pad_w, 0, pad_h), mode="replicate")
+    quality_tensor = torch.full((image.shape[0],), quality, device=image.device, dtype=image.dtype)
+    return kornia.enhance.jpeg_codec_differentiable(padded, quality_tensor)[..., :height, :width]
