@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import require_data
 from facecloak.budget import budget_for
-from facecloak.cloak import Cloaker, _raw_similarity
+from facecloak.cloak import Cloaker
 from facecloak.detect import FaceDetector
 from facecloak.engine import Engine
 from facecloak.metrics import face_region_ssim, match_faces
@@ -78,7 +78,7 @@ def evaluate(config: str, mode, photos: list[Path], seed: int, judge: Cloaker) -
             embedded = judge.embed(pixels, [again.landmarks])
             for recogniser in judge.recognisers:
                 spec = recogniser.spec
-                value = _raw_similarity(spec, embedded[spec.name], reference[spec.name])
+                value = spec.published_similarity(embedded[spec.name], reference[spec.name])
                 row[f"{spec.name}/{variant}"] = float(value[0])
         rows.append(row)
     seconds = time.perf_counter() - started

@@ -196,7 +196,13 @@ class FaceDetector:
         self.model_path = path
         self._floor = min(_CANDIDATE_FLOOR, self.score_threshold)
         # YuNet applies its own NMS (0.3) inside each call; ours merges across tiles and levels.
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self._floor, 0.3, 5000)
+        # OpenCV 5 warns on stderr that its new graph engine ignores targets: harmless noise.
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self._floor, 0.3, 5000)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
         self._input_size: tuple[int, int] = (320, 320)
         self._lock = threading.Lock()
 

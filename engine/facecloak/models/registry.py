@@ -50,6 +50,21 @@ class RecogniserSpec:
             return 1.0 - torch.nn.functional.cosine_similarity(a, b, dim=-1)
         return torch.linalg.vector_norm(a - b, dim=-1)
 
+    def published_similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The figure the model's authors threshold: cosine similarity, or Euclidean distance."""
+        distance = self.distance(a, b)
+        return 1.0 - distance if self.metric == "cosine" else distance
+
+    def match_score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """How far past the threshold a pair is, in units of it: > 0 means "same person".
+
+        One scale for every model, so an ensemble's losses and margins can be summed.
+        """
+        distance = self.distance(a, b)
+        if self.metric == "cosine":
+            return ((1.0 - distance) - self.match_threshold) / (1.0 - self.match_threshold)
+        return (self.match_threshold - distance) / self.match_threshold
+
     def same_person(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Whether this model, at its published threshold, calls the two faces one person."""
         d = self.distance(a, b)

@@ -1,0 +1,152 @@
+"""Where a cloak may change pixels: one region per face, merged where faces are close.
+
+Each region covers every recogniser's aligned chip of its faces plus room for jitter, and holds
+the optimisation state for that rectangle of the photo: the original pixels, the full-resolution
+change, the taper that fades the change out at the border, and each face's landmarks and box
+in region coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from facecloak.align import similarity_transform
+from facecloak.eot import face_scale
+
+REGION_MARGIN = 0.12  # extra room around the chips' footprint for jitter, per side
+TAPER = 0.12  # share of each region side over which the change fades to zero at its border
+
+Box = tuple[int, int, int, int]  # top, left, bottom, right
+
+
+@dataclass
+class Region:
+    """A rectangle of the photo with one change tensor, and the faces inside it."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    faces: list[int]
+    original: torch.Tensor | None = None  # 1 x 3 x h x w in [0, 1]
+    delta: torch.Tensor | None = None  # the change being optimised, same shape
+    window: torch.Tensor | None = None  # 1 x 1 x h x w taper
+    points: dict[int, np.ndarray] = field(default_factory=dict)  # face -> 5 x 2, local
+    boxes: dict[int, Box] = field(default_factory=dict)  # face -> SSIM box, local
+    active: bool = True  # still being optimised
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.bottom - self.top, self.right - self.left
+
+    @property
+    def offset(self) -> np.ndarray:
+        return np.array([self.left, self.top], dtype=np.float32)
+
+    def cloaked(self) -> torch.Tensor:
+        """The region's pixels with the (tapered) change applied."""
+        return (self.original + self.delta * self.window).clamp(0, 1)
+
+    def ssim_boxes(self) -> list[Box]:
+        """Each face box, then the whole region: the areas whose SSIM is budgeted."""
+        return [*(self.boxes[face] for face in self.faces), (0, 0, *self.shape)]
+
+
+def chip_footprint(
+    landmarks: np.ndarray, templates: Sequence[tuple[torch.Tensor, int]]
+) -> tuple[float, float, float, float]:
+    """Bounding box (x0, y0, x1, y1) of every (template, size) chip mapped back into the photo."""
+    xs, ys = [], []
+    points = torch.tensor(landmarks, dtype=torch.float32)[None]
+    for template, size in templates:
+        matrix = similarity_transform(points, template)[0]
+        full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]])]).to(torch.float64)
+        corners = torch.tensor(
+            [[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]],
+            dtype=torch.float64,
+        )
+        mapped = (torch.linalg.inv(full) @ corners.T).T
+        xs += mapped[:, 0].tolist()
+        ys += mapped[:, 1].tolist()
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlap(a: Region, b: Region) -> bool:
+    return a.top < b.bottom and b.top < a.bottom and a.left < b.right and b.left < a.right
+
+
+def _first_overlap(regions: list[Region]) -> tuple[int, int] | None:
+    for i, a in enumerate(regions):
+        for j in range(i + 1, len(regions)):
+            if _overlap(a, regions[j]):
+                return i, j
+    return None
+
+
+def group_faces(
+    landmarks: Sequence[np.ndarray],
+    templates: Sequence[tuple[torch.Tensor, int]],
+    height: int,
+    width: int,
+) -> list[Region]:
+    """One region per face, merged where they overlap so no pixel has two owners."""
+    regions = []
+    for index, points in enumerate(landmarks):
+        x0, y0, x1, y1 = chip_footprint(points, templates)
+        pad_x, pad_y = (x1 - x0) * REGION_MARGIN, (y1 - y0) * REGION_MARGIN
+        regions.append(
+            Region(
+                top=max(0, math.floor(y0 - pad_y)),
+                left=max(0, math.floor(x0 - pad_x)),
+                bottom=min(height, math.ceil(y1 + pad_y) + 1),
+                right=min(width, math.ceil(x1 + pad_x) + 1),
+                faces=[index],
+            )
+        )
+    while pair := _first_overlap(regions):
+        i, j = pair
+        a, b = regions[i], regions.pop(j)
+        regions[i] = Region(
+            min(a.top, b.top), min(a.left, b.left),
+            max(a.bottom, b.bottom), max(a.right, b.right), a.faces + b.faces,
+        )  # fmt: skip
+    return regions
+
+
+def taper(height: int, width: int) -> torch.Tensor:
+    """A window that is 1 inside and fades to 0 at the region's border (no visible seam)."""
+
+    def ramp(length: int) -> torch.Tensor:
+        edge = max(1, round(length * TAPER))
+        position = torch.arange(length, dtype=torch.float32)
+        distance = torch.minimum(position + 1, length - position) / edge
+        return 0.5 - 0.5 * torch.cos(math.pi * distance.clamp(max=1.0))
+
+    return (ramp(height)[:, None] * ramp(width)[None, :])[None, None]
+
+
+def box_from_landmarks(points: np.ndarray, height: int, width: int) -> Box:
+    """A face box around the landmarks, sized by the face, for callers without a detector box."""
+    scale = float(face_scale(torch.tensor(points)[None])[0])
+    centre = points.mean(axis=0)
+    return (
+        max(0, math.floor(centre[1] - 1.35 * scale)),
+        max(0, math.floor(centre[0] - 1.1 * scale)),
+        min(height, math.ceil(centre[1] + 1.1 * scale)),
+        min(width, math.ceil(centre[0] + 1.1 * scale)),
+    )
+
+
+def clip_box(box: Sequence[float], region: Region) -> Box:
+    """A detector's (x, y, w, h) box as a local (top, left, bottom, right) inside ``region``."""
+    x, y, w, h = box
+    top = min(max(0, math.floor(y) - region.top), region.shape[0] - 1)
+    left = min(max(0, math.floor(x) - region.left), region.shape[1] - 1)
+    bottom = max(top + 1, min(region.shape[0], math.ceil(y + h) - region.top))
+    right = max(left + 1, min(region.shape[1], math.ceil(x + w) - region.left))
+    return top, left, bottom, right

@@ -1,0 +1,52 @@
+"""Region grouping and the DSSIM budget helpers, on real pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from facecloak.models import get
+from facecloak.perceptual import budget_scale, exact_dssims, sampled_dssims
+from facecloak.regions import group_faces, taper
+from PIL import Image
+
+from tests.conftest import shared_data
+
+FACE = np.array([[100, 100], [140, 100], [120, 125], [104, 150], [136, 150]], np.float32)
+
+
+def _templates():
+    return [
+        (torch.as_tensor(get(n).template_array()), get(n).input_size) for n in ("sface", "dlib")
+    ]
+
+
+def test_far_apart_faces_get_own_regions_and_close_ones_share():
+    apart = group_faces([FACE, np.add(FACE, [400, 0])], _templates(), 400, 800)
+    assert sorted(len(r.faces) for r in apart) == [1, 1]
+    close = group_faces([FACE, np.add(FACE, [60, 0])], _templates(), 400, 800)
+    assert len(close) == 1 and sorted(close[0].faces) == [0, 1]
+    for region in apart + close:  # clipped to the photo
+        assert region.top >= 0 and region.left >= 0 and region.bottom <= 400 and region.right <= 800
+
+
+def test_taper_is_zero_at_the_border_and_one_inside():
+    window = taper(100, 60)[0, 0]
+    assert float(window[0].max()) < 0.1 and float(window[:, 0].max()) < 0.1
+    assert float(window[50, 30]) == 1.0
+
+
+def test_tile_estimate_is_unbiased_and_scale_meets_the_target():
+    photo = np.asarray(Image.open(shared_data("photos", "skimage", "astronaut.png")).convert("RGB"))
+    original = torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    noise = torch.randn(original.shape, generator=torch.Generator().manual_seed(0)) * 0.01
+    cloaked = (original + noise).clamp(0, 1)
+    box = [(0, 0, 512, 512)]
+    exact = float(exact_dssims(cloaked, original, box)[0])
+    generator = torch.Generator().manual_seed(1)
+    tiles = [float(sampled_dssims(cloaked, original, box, generator)[0]) for _ in range(40)]
+    assert abs(np.mean(tiles) - exact) < 0.15 * exact
+    factor = budget_scale(cloaked, original, box, exact / 4, generator, tiles=8)
+    rescaled = (original + (cloaked - original) * factor).clamp(0, 1)
+    assert 0.3 < factor < 0.7
+    # Small changes: DSSIM goes about as the square of the change, so the target is met.
+    assert exact / 8 < float(exact_dssims(rescaled, original, box)[0]) < exact / 4 * 1.25
