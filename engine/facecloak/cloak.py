@@ -326,14 +326,19 @@ class Cloaker:
         for region in regions:
             if not region.active:
                 continue
-            delta, original = region.delta, region.original
-            delta.clamp_(-budget.max_change, budget.max_change)
-            delta.copy_((original + delta).clamp(0, 1) - original)
-            delta.mul_(
-                budget_scale(
-                    region.cloaked(), original, region.ssim_boxes(), budget.dssim * 0.95, generator
+            if region.bounds is None:
+                # The per-pixel cap, narrowed where the pixel is near black or white.
+                region.bounds = (
+                    (-region.original).clamp(min=-budget.max_change),
+                    (1 - region.original).clamp(max=budget.max_change),
                 )
-            )
+            region.delta.clamp_(*region.bounds)
+            region.delta.mul_(
+                budget_scale(
+                    region.cloaked_crop, region.original, region.ssim_boxes(),
+                    budget.dssim * 0.95, generator,
+                )
+            )  # fmt: skip
 
     @torch.no_grad()
     def _mark_weak(self, regions: list[Region], anchor: Embeddings, budget: CloakBudget) -> None:

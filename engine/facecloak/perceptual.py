@@ -7,7 +7,7 @@ random tiles instead, so a step costs the same whatever the photo's resolution.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import kornia.metrics
 import torch
@@ -17,6 +17,16 @@ from facecloak.regions import Box
 SSIM_WINDOW = 11  # Gaussian window, as in the SSIM paper and kornia's default use
 SSIM_TILE = 192  # side of the random tile a step charges in a big region
 EXACT_AREA = SSIM_TILE * SSIM_TILE * 2  # regions up to this many pixels are always exact
+
+# Cloaked pixels, or a function giving the cloaked crop [top:bottom, left:right] on demand
+# (so a big region's change need not be applied in full just to look at a few tiles).
+Pixels = torch.Tensor | Callable[[int, int, int, int], torch.Tensor]
+
+
+def _crop(pixels: Pixels, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    if callable(pixels):
+        return pixels(top, bottom, left, right)
+    return pixels[..., top:bottom, left:right]
 
 
 def exact_dssims(cloaked: torch.Tensor, original: torch.Tensor, boxes: Sequence[Box]) -> list:
@@ -40,7 +50,7 @@ def _random_tile(box: Box, generator: torch.Generator) -> Box:
 
 
 def sampled_dssims(
-    cloaked: torch.Tensor,
+    cloaked: Pixels,
     original: torch.Tensor,
     boxes: Sequence[Box],
     generator: torch.Generator,
@@ -50,9 +60,9 @@ def sampled_dssims(
     A tile's mean is an unbiased estimate of the box's mean; the SSIM map is computed on the
     tile plus half a window, so border handling matches the full map.
     """
-    height, width = cloaked.shape[-2:]
+    height, width = original.shape[-2:]
     if height * width <= EXACT_AREA:
-        return exact_dssims(cloaked, original, boxes)
+        return exact_dssims(_crop(cloaked, 0, height, 0, width), original, boxes)
     pad = SSIM_WINDOW // 2
     result = []
     for box in boxes:
@@ -60,7 +70,7 @@ def sampled_dssims(
         t, lft = max(0, top - pad), max(0, left - pad)
         b, r = min(height, bottom + pad), min(width, right + pad)
         ssim_map = kornia.metrics.ssim(
-            cloaked[..., t:b, lft:r], original[..., t:b, lft:r], SSIM_WINDOW, padding="same"
+            _crop(cloaked, t, b, lft, r), original[..., t:b, lft:r], SSIM_WINDOW, padding="same"
         )
         inner = ssim_map[..., top - t : bottom - t, left - lft : right - lft]
         result.append((1.0 - inner.mean()) / 2.0)
@@ -69,7 +79,7 @@ def sampled_dssims(
 
 @torch.no_grad()
 def budget_scale(
-    cloaked: torch.Tensor,
+    cloaked: Pixels,
     original: torch.Tensor,
     boxes: Sequence[Box],
     target: float,
@@ -80,7 +90,7 @@ def budget_scale(
 
     DSSIM grows about as the square of a small change, hence the square root.
     """
-    exact = cloaked.shape[-1] * cloaked.shape[-2] <= EXACT_AREA
+    exact = original.shape[-1] * original.shape[-2] <= EXACT_AREA
     samples = [
         sampled_dssims(cloaked, original, boxes, generator) for _ in range(1 if exact else tiles)
     ]

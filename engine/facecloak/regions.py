@@ -39,6 +39,7 @@ class Region:
     points: dict[int, np.ndarray] = field(default_factory=dict)  # face -> 5 x 2, local
     boxes: dict[int, Box] = field(default_factory=dict)  # face -> SSIM box, local
     active: bool = True  # still being optimised
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None  # per-pixel limits of the change
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -49,8 +50,18 @@ class Region:
         return np.array([self.left, self.top], dtype=np.float32)
 
     def cloaked(self) -> torch.Tensor:
-        """The region's pixels with the (tapered) change applied."""
-        return (self.original + self.delta * self.window).clamp(0, 1)
+        """The region's pixels with the (tapered) change applied.
+
+        No clamp is needed: the change is kept inside [-original, 1 - original], and the taper
+        only shrinks it.
+        """
+        return self.original + self.delta * self.window
+
+    def cloaked_crop(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+        """:meth:`cloaked` for one crop only: what a tile's SSIM needs from a big region."""
+        rows, cols = slice(top, bottom), slice(left, right)
+        delta = self.delta[..., rows, cols] * self.window[..., rows, cols]
+        return self.original[..., rows, cols] + delta
 
     def ssim_boxes(self) -> list[Box]:
         """Each face box, then the whole region: the areas whose SSIM is budgeted."""
