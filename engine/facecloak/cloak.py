@@ -42,7 +42,8 @@ Embeddings = dict[str, torch.Tensor]  # model name -> faces x D
 DEFAULT_ENSEMBLE = ("sface", "dlib")
 SSIM_WEIGHT = 40.0  # penalty per unit of DSSIM over 90 % of the budget
 WEAK_SHARE = 0.5  # a face counts as weak until past this share of the margin
-WEAK_CHECK_EVERY = 10  # steps between weak-face checks in the extra phase
+WEAK_CHECK_EVERY = 10  # steps between weak-face checks
+FIRST_CHECK = 10  # faces already past their margin this early stop here
 
 
 @dataclass
@@ -217,8 +218,7 @@ class Cloaker:
         optimiser = _Adam([region.delta for region in regions])
         step = 0
         while step < budget.steps + budget.extra_steps:
-            extra = step - budget.steps
-            if extra >= 0 and extra % WEAK_CHECK_EVERY == 0:
+            if step >= FIRST_CHECK and step % WEAK_CHECK_EVERY == 0:
                 # Time goes where protection is missing: faces past their margin are done.
                 self._mark_weak(regions, anchor, budget)
                 if not any(region.active for region in regions):
