@@ -135,15 +135,6 @@ def test_input_gradients(model, chips):
     assert all(not p.requires_grad for p in model.parameters())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_matches_cpu(model, chips):
-    x = _to_tensor(list(chips.values())[:4])
-    with torch.no_grad():
-        cpu = model(x)
-        gpu = load_dlib_resnet().cuda()(x.cuda()).cpu()
-    assert torch.allclose(cpu, gpu, atol=1e-4)
-
-
 @pytest.mark.parametrize("keep", [7, 400, 0.5, -37])
 def test_truncated_file_raises_value_error(tmp_path, keep):
     source = default_weights_path()
