@@ -74,12 +74,15 @@ def evaluate(config: str, mode, photos: list[Path], seed: int, judge: Cloaker) -
             if again is None:  # the tracker cannot even find the face: protected
                 for name in EVALUATORS:
                     row[f"{name}/{variant}"] = None
+                    row[f"{name}/{variant}/match"] = False
                 continue
             embedded = judge.embed(pixels, [again.landmarks])
             for recogniser in judge.recognisers:
                 spec = recogniser.spec
                 value = spec.published_similarity(embedded[spec.name], reference[spec.name])
                 row[f"{spec.name}/{variant}"] = float(value[0])
+                match = spec.same_person(embedded[spec.name], reference[spec.name])
+                row[f"{spec.name}/{variant}/match"] = bool(match[0])
         rows.append(row)
     seconds = time.perf_counter() - started
     summary = {"config": config, "mode": getattr(mode, "name", mode), "faces": len(rows)}
@@ -91,10 +94,7 @@ def evaluate(config: str, mode, photos: list[Path], seed: int, judge: Cloaker) -
         for variant in ("saved", "jpeg75"):
             values = [r[f"{spec.name}/{variant}"] for r in rows]
             scored = [v for v in values if v is not None]
-            if spec.metric == "cosine":
-                matches = [v >= spec.match_threshold for v in scored]
-            else:
-                matches = [v <= spec.match_threshold for v in scored]
+            matches = [r[f"{spec.name}/{variant}/match"] for r in rows]
             key = f"{spec.name}/{variant}"
             summary[f"{key}/similarity_mean"] = round(float(np.mean(scored)), 3) if scored else None
             summary[f"{key}/still_match"] = round(sum(matches) / max(1, len(values)), 3)

@@ -33,6 +33,7 @@ from facecloak.eot import (
 )
 from facecloak.models import RecogniserSpec, get
 from facecloak.perceptual import budget_scale, exact_dssims, sampled_dssims
+from facecloak.pixels import from_unit, quantise, to_unit
 from facecloak.regions import Region, box_from_landmarks, clip_box, group_faces, taper
 
 Objective = Literal["untargeted", "targeted"]
@@ -81,31 +82,6 @@ def load_recognisers(names: Sequence[str], device: torch.device) -> list[LoadedR
         model = spec.load().to(device).eval()
         loaded.append(LoadedRecogniser(spec, model, torch.as_tensor(spec.template_array())))
     return loaded
-
-
-def _levels(dtype: np.dtype) -> float | None:
-    """Integer levels of a pixel type (None for float pixels)."""
-    return 255.0 if dtype == np.uint8 else 65535.0 if dtype == np.uint16 else None
-
-
-def _to_unit(pixels: np.ndarray) -> torch.Tensor:
-    """``H x W x C`` pixels to a ``1 x 3 x H x W`` float tensor in [0, 1] (alpha dropped)."""
-    rgb = torch.from_numpy(np.array(pixels[..., :3], dtype=np.float32))
-    return (rgb / (_levels(pixels.dtype) or 1.0)).permute(2, 0, 1)[None]
-
-
-def _from_unit(region: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """``1 x 3 x h x w`` [0, 1] floats back to ``h x w x 3`` pixels of ``dtype``, rounded."""
-    array = region[0].permute(1, 2, 0).clamp(0, 1).detach().cpu().numpy()
-    levels = _levels(dtype)
-    return np.rint(array * levels).astype(dtype) if levels else array.astype(dtype)
-
-
-def _quantise(region: torch.Tensor, dtype: np.dtype) -> torch.Tensor:
-    """Round to the output's integer levels, as the saved file will be."""
-    levels = _levels(dtype)
-    region = region.clamp(0, 1)
-    return torch.round(region * levels) / levels if levels else region
 
 
 def _smooth_gradient(delta: torch.Tensor, sigma: float) -> None:
@@ -175,7 +151,7 @@ class Cloaker:
     @torch.no_grad()
     def embed(self, pixels: np.ndarray, landmarks: Sequence[np.ndarray]) -> Embeddings:
         """Each recogniser's embedding of each face on its nominal alignment."""
-        image = _to_unit(pixels).to(self.device)
+        image = to_unit(pixels).to(self.device)
         points = torch.as_tensor(np.asarray(landmarks, dtype=np.float32)).reshape(-1, 5, 2)
         result = {}
         for recogniser in self.recognisers:
@@ -245,7 +221,7 @@ class Cloaker:
         regions = group_faces(landmarks, templates, *pixels.shape[:2])
         for region in regions:
             patch = pixels[region.top : region.bottom, region.left : region.right]
-            region.original = _to_unit(patch).to(self.device)
+            region.original = to_unit(patch).to(self.device)
             region.delta = torch.zeros_like(region.original, requires_grad=True)
             region.window = taper(*region.shape).to(self.device)
             for face in region.faces:
@@ -380,12 +356,12 @@ class Cloaker:
             boxes = region.ssim_boxes()
             scale = 1.0
             for _ in range(12):
-                quantised = _quantise(region.original + change * scale, pixels.dtype)
+                quantised = quantise(region.original + change * scale, pixels.dtype)
                 dssims = [float(d) for d in exact_dssims(quantised, region.original, boxes)]
                 if max(dssims) <= budget.dssim:
                     break
                 scale *= 0.85
-            patch = _from_unit(quantised, pixels.dtype)
+            patch = from_unit(quantised, pixels.dtype)
             output[region.top : region.bottom, region.left : region.right, :3] = patch
             for position, face in enumerate(region.faces):
                 ssim[face] = 1.0 - 2.0 * dssims[position]

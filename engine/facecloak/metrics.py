@@ -6,15 +6,9 @@ from collections.abc import Sequence
 
 import kornia.metrics
 import numpy as np
-import torch
 
 from facecloak.detect import Face
-
-
-def _unit(pixels: np.ndarray) -> torch.Tensor:
-    rgb = pixels[..., :3]
-    scale = 65535.0 if rgb.dtype == np.uint16 else 255.0 if rgb.dtype == np.uint8 else 1.0
-    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32) / scale).permute(2, 0, 1)
+from facecloak.pixels import to_unit
 
 
 def face_region_ssim(original: np.ndarray, cloaked: np.ndarray, face: Face) -> float:
@@ -23,14 +17,8 @@ def face_region_ssim(original: np.ndarray, cloaked: np.ndarray, face: Face) -> f
     top, left = max(0, int(y)), max(0, int(x))
     bottom = min(original.shape[0], int(np.ceil(y + h)))
     right = min(original.shape[1], int(np.ceil(x + w)))
-    a = _unit(original[top:bottom, left:right])[None]
-    b = _unit(cloaked[top:bottom, left:right])[None]
-    return float(kornia.metrics.ssim(a, b, 11, padding="same").mean())
-
-
-def whole_ssim(original: np.ndarray, cloaked: np.ndarray) -> float:
-    """SSIM over the whole photo."""
-    a, b = _unit(original)[None], _unit(cloaked)[None]
+    a = to_unit(original[top:bottom, left:right])
+    b = to_unit(cloaked[top:bottom, left:right])
     return float(kornia.metrics.ssim(a, b, 11, padding="same").mean())
 
 

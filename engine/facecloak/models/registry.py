@@ -67,10 +67,7 @@ class RecogniserSpec:
 
     def same_person(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Whether this model, at its published threshold, calls the two faces one person."""
-        d = self.distance(a, b)
-        if self.metric == "cosine":
-            return (1.0 - d) >= self.match_threshold
-        return d <= self.match_threshold
+        return self.match_score(a, b) >= 0
 
 
 _REGISTRY: dict[str, RecogniserSpec] = {}
