@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# FACECLOAK_SHARED_DATA points elsewhere, e.g. at a copy on a machine without ../shared.
+SHARED_DATA = Path(os.environ.get("FACECLOAK_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 
 
 def require_data(*parts: str) -> Path:
@@ -32,3 +34,12 @@ def photo_at_megapixels(path: Path, megapixels: float) -> np.ndarray:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def gpu_peak_mb(device: str) -> float | None:
+    """Peak GPU memory PyTorch allocated in this process, in MB; None off the GPU."""
+    import torch
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20

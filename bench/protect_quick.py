@@ -51,9 +51,11 @@ def pick_photos(root: Path, count: int, seed: int) -> list[Path]:
     return [chooser.choice(sorted(person.glob("*.jpg"))) for person in chosen]
 
 
-def evaluate(config: str, mode, photos: list[Path], seed: int, judge: Cloaker) -> dict:
+def evaluate(
+    config: str, mode, photos: list[Path], seed: int, judge: Cloaker, device: str = "cpu"
+) -> dict:
     """Cloak every photo with the ``config`` ensemble and measure with every evaluator."""
-    engine = Engine(config.split("+"))
+    engine = Engine(config.split("+"), device=device)
     detector = FaceDetector()
     rows = []
     started = time.perf_counter()
@@ -111,6 +113,7 @@ def main() -> None:
         help="ensembles to cloak with; '+' joins models (the others measure transfer)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--device", default="cpu", help="where the cloak runs: cpu or cuda")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="override a budget setting, e.g. --set steps=30 --set samples=1",
@@ -129,7 +132,7 @@ def main() -> None:
         header += f" | {name + ' sim':>9} {'match':>5} {'jpg75 sim':>9} {'match':>5}"
     print(header)
     for config in args.configs.split(","):
-        result = evaluate(config, mode, photos, args.seed, judge)
+        result = evaluate(config, mode, photos, args.seed, judge, args.device)
         results.append(result)
         s = result["summary"]
         line = f"{config:12} {s['ssim_mean']:>7.4f}/{s['ssim_min']:.4f} {s['seconds_per_face']:>6}"
