@@ -26,6 +26,9 @@ class Jitter:
     max_log_scale: float = 0.05
     max_shift: float = 0.03  # share of the chip size
     downscale_probability: float = 0.5  # resample the face region before warping
+    # Faces near the chip's own resolution meet thumbnails and half-size re-uploads: halve the
+    # region (antialiased) before warping, so the cloak also lives in its coarse pixels.
+    shrink_probability: float = 0.3
     min_jpeg_quality: float = 60.0
     max_jpeg_quality: float = 95.0
 
@@ -86,26 +89,16 @@ def sample_chips(
     for index in range(matrices.shape[0]):
         ratio = float(pixels_per_chip_px[index])
         source, matrix = region, matrices[index : index + 1]
-        if (
-            ratio >= 2.0
-            and float(torch.rand((), generator=generator)) < jitter.downscale_probability
-        ):
+        factor = 0
+        draw = float(torch.rand((), generator=generator))
+        if ratio >= 2.0 and draw < jitter.downscale_probability:
             # Downscale by an integer factor so the face lands at 1x-1.5x the chip's
-            # resolution: a box filter (antialiased) or every k-th pixel at a random phase
-            # (plain). Both are one cheap pass, whatever the photo's resolution.
+            # resolution: one cheap pass, whatever the photo's resolution.
             factor = max(2, int(ratio / (1.0 + 0.5 * float(torch.rand((), generator=generator)))))
-            if bool(torch.rand((), generator=generator) < 0.6):
-                source = torch.nn.functional.avg_pool2d(region, factor, stride=factor)
-                phase = (factor - 1) / 2.0
-            else:
-                offset = int(torch.randint(factor, (), generator=generator))
-                source = region[..., offset::factor, offset::factor]
-                phase = float(offset)
-            # Downscaled pixel x sits at factor * x + phase in the region.
-            back = torch.tensor(
-                [[factor, 0.0, phase], [0.0, factor, phase], [0.0, 0.0, 1.0]], dtype=matrix.dtype
-            )
-            matrix = (torch.cat([matrix[0], torch.tensor([[0.0, 0.0, 1.0]])]) @ back)[None, :2]
+        elif ratio < 2.0 and draw < jitter.shrink_probability:
+            factor = 2  # below the chip's resolution: a half-size copy of the photo
+        if factor:
+            source, matrix = _downscaled(region, matrix, factor, generator)
         compress = float(torch.rand((), generator=generator)) < jpeg_probability
         if compress and source.shape[-1] * source.shape[-2] <= JPEG_SOURCE_LIMIT:
             # JPEG happens to the photo, on its own 8x8 grid, before any tracker aligns it.
@@ -116,6 +109,25 @@ def sample_chips(
             chip = jpeg(chip, _quality(jitter, generator))
         chips.append(chip)
     return torch.cat(chips)
+
+
+def _downscaled(
+    region: torch.Tensor, matrix: torch.Tensor, factor: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``region`` shrunk by ``factor`` (box filter, or every k-th pixel at a random phase) and
+    the alignment matrix that reads the same face from it."""
+    if bool(torch.rand((), generator=generator) < 0.6):
+        source = torch.nn.functional.avg_pool2d(region, factor, stride=factor)
+        phase = (factor - 1) / 2.0
+    else:
+        offset = int(torch.randint(factor, (), generator=generator))
+        source = region[..., offset::factor, offset::factor]
+        phase = float(offset)
+    # Downscaled pixel x sits at factor * x + phase in the region.
+    back = torch.tensor(
+        [[factor, 0.0, phase], [0.0, factor, phase], [0.0, 0.0, 1.0]], dtype=matrix.dtype
+    )
+    return source, (torch.cat([matrix[0], torch.tensor([[0.0, 0.0, 1.0]])]) @ back)[None, :2]
 
 
 JPEG_SOURCE_LIMIT = 640 * 640  # largest source (pixels) that is JPEG-coded whole per step
