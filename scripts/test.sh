@@ -13,6 +13,6 @@ if ! command -v exiftool >/dev/null 2>&1; then
     fi
 fi
 scripts/setup-env.sh test
-.venv/bin/ruff check engine tests bench bridges
-.venv/bin/ruff format --check engine tests bench bridges
+.venv/bin/ruff check engine tests bench installers plugins bridges
+.venv/bin/ruff format --check engine tests bench installers plugins bridges
 .venv/bin/python -m pytest "$@"
