@@ -132,10 +132,11 @@ class Server:
             self.queue.close()
             for listener in self._listeners:
                 listener.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
+            # The token file goes first: clients treat a missing socket as "server gone".
             with contextlib.suppress(FileNotFoundError):
                 (self.config.runtime_dir / paths.TCP_NAME).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
             lock.release()
             self.log.info("stopped")
 
