@@ -69,6 +69,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from facecloak.raw_formats import raw_format_name
+
 __all__ = [
     "READ_FORMATS",
     "WRITE_EXTENSIONS",
@@ -272,16 +274,9 @@ def _sniff_unsupported(head: bytes) -> str | None:
         if brand == b"crx ":
             return "Canon CR3 raw"
         return "ISO media (video or HEIF)"
-    if head.startswith(b"II*\x00") and head[8:10] == b"CR":
-        return "Canon CR2 raw"
-    if head.startswith(b"II\x1a\x00\x00\x00HEAPCCDR"):
-        return "Canon CRW raw"
-    if head.startswith(b"FUJIFILMCCD-RAW"):
-        return "Fujifilm RAF raw"
-    if head.startswith(b"\x00MRM"):
-        return "Minolta MRW raw"
-    if head.startswith((b"IIU\x00", b"IIRO", b"FOVb")):
-        return "camera raw"
+    raw = raw_format_name(head)
+    if raw:
+        return raw
     lowered = head[:512].lower()
     if b"<svg" in lowered:
         return "SVG"

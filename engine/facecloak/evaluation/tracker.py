@@ -40,11 +40,14 @@ class Tracker:
         self.names = [r.spec.name for r in self.models.recognisers]
         self.specs = {r.spec.name: r.spec for r in self.models.recognisers}
 
+    def all_faces(self, pixels: np.ndarray) -> list[Face]:
+        """Every face the tracker finds, small ones included (it keeps what it can use)."""
+        detection = self.detector.detect(np.ascontiguousarray(pixels[..., :3]))
+        return detection.faces + detection.too_small
+
     def find(self, pixels: np.ndarray) -> Face | None:
         """The tracker's own detection of the photo's main face (None: no face found)."""
-        detection = self.detector.detect(np.ascontiguousarray(pixels[..., :3]))
-        faces = detection.faces + detection.too_small
-        return central_face(faces, pixels.shape[1], pixels.shape[0])
+        return central_face(self.all_faces(pixels), pixels.shape[1], pixels.shape[0])
 
     @torch.inference_mode()
     def embed(self, pixels: np.ndarray) -> dict[str, np.ndarray] | None:

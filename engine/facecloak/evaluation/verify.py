@@ -73,12 +73,10 @@ def verify(
             f"{before.shape[1]}x{before.shape[0]}; compare the cloaked file with its own original"
         )
     tracker = tracker or Tracker(recognisers)
-    detect = tracker.detector.detect
-    faces_before = [*detect(before).faces, *detect(before).too_small]
+    faces_before = tracker.all_faces(before)
     if not faces_before:
         raise VerifyError(f"{original}: no face found, nothing to verify")
-    found = detect(after)
-    paired = match_faces(faces_before, [*found.faces, *found.too_small])
+    paired = match_faces(faces_before, tracker.all_faces(after))
     checks = []
     for face, partner in zip(faces_before, paired, strict=True):
         box = tuple(round(v) for v in face.box)

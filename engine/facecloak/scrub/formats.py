@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from facecloak.raw_formats import raw_format_name
 from facecloak.scrub.words import words
 
 # Formats the scrubber handles, as named in reports and in the allowlist.
@@ -26,24 +27,6 @@ _DNG_VERSION = 50706
 
 class Refused(Exception):
     """The file is of a kind the scrubber will not touch (the message says why)."""
-
-
-def _raw_by_signature(head: bytes) -> str | None:
-    if head.startswith(b"II*\x00") and head[8:10] == b"CR":
-        return "Canon CR2 raw"
-    if head[4:12] == b"ftypcrx ":
-        return "Canon CR3 raw"
-    if head.startswith(b"II\x1a\x00\x00\x00HEAPCCDR"):
-        return "Canon CRW raw"
-    if head.startswith(b"FUJIFILMCCD-RAW"):
-        return "Fujifilm RAF raw"
-    if head.startswith(b"\x00MRM"):
-        return "Minolta MRW raw"
-    if head.startswith(b"FOVb"):
-        return "Sigma X3F raw"
-    if head.startswith((b"IIU\x00", b"IIRO", b"MMOR")):
-        return "camera raw (Panasonic/Olympus)"
-    return None
 
 
 def _tiff_is_dng(data: bytes) -> bool:
@@ -87,7 +70,7 @@ def _unsupported(head: bytes) -> str | None:
 def detect(path: Path, data: bytes) -> str:
     """The format name (one of ``SUPPORTED``), or :class:`Refused` with the reason."""
     head = data[:64]
-    raw = _raw_by_signature(head)
+    raw = raw_format_name(head)
     if raw is None and path.suffix.lower() in RAW_EXTENSIONS:
         raw = f"camera raw ({path.suffix.lower()})"
     if raw is None and head.startswith((b"II*\x00", b"MM\x00*")) and _tiff_is_dng(data):
