@@ -92,11 +92,19 @@ class Server:
         if not self.stopping.is_set():
             self.log.info("stopping: %s", why)
             self.stopping.set()
-            # New clients must not connect to a server on its way out: without the socket file
-            # they start a new one, which waits for this one's lock.
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
+            self._withdraw()
             self.queue.close()
+
+    def _withdraw(self) -> None:
+        """Remove the TCP token file, then the socket file.
+
+        New clients must not connect to a server on its way out: without the socket file they
+        start a new one, which waits for this one's lock. The token goes first, so a client
+        that sees no socket also finds no stale TCP address.
+        """
+        for path in (self.config.runtime_dir / paths.TCP_NAME, self.socket_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def _lock(self) -> InstanceLock:
         """Take the per-user lock; a server that is stopping is waited for (10 s at most)."""
@@ -132,11 +140,7 @@ class Server:
             self.queue.close()
             for listener in self._listeners:
                 listener.close()
-            # The token file goes first: clients treat a missing socket as "server gone".
-            with contextlib.suppress(FileNotFoundError):
-                (self.config.runtime_dir / paths.TCP_NAME).unlink()
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
+            self._withdraw()
             lock.release()
             self.log.info("stopped")
 
