@@ -133,8 +133,9 @@ def install(args: argparse.Namespace, layout: Layout) -> int:
     else:
         steps.say(f"upgrade the engine environment in place: {layout.engine}")
     _torch_steps(steps, layout, args)
+    # --no-cache-dir: the wheel built from this checkout must not stay behind in pip's cache.
     steps.run("install the facecloak engine (and its eval extra)",
-              [*_pip(layout, args.wheelhouse), f"{REPO}[eval]"])  # fmt: skip
+              [*_pip(layout, args.wheelhouse), "--no-cache-dir", f"{REPO}[eval]"])  # fmt: skip
     for name in COMMANDS:
         link, target = layout.bin_dir / name, layout.engine / "bin" / name
         if link.is_symlink() and os.readlink(link) == str(target):
