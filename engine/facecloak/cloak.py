@@ -7,6 +7,10 @@ the embeddings away from the person's own (untargeted, as Fawkes v1.0) or toward
 identity (targeted), and charges DSSIM beyond the mode's budget (:mod:`facecloak.perceptual`).
 Faces still weak after the mode's steps get extra steps; a final line search scales each change
 back until the budget holds exactly on the quantised output.
+
+Several photos can be cloaked together (:meth:`Cloaker.cloak_many`): their faces share each
+model's forward and backward pass, while every photo keeps its own random draws, step count and
+loss, so its pixels are what it would get alone (up to the last bits of batched arithmetic).
 """
 
 from __future__ import annotations
@@ -72,6 +76,47 @@ class CloakOutcome:
     pixels: np.ndarray
     faces: list[FaceOutcome]
     steps: int
+
+
+@dataclass(eq=False)  # identity, not pixel-wise comparison
+class CloakTask:
+    """One photo to cloak: its pixels, faces, budget and seed (see :meth:`Cloaker.cloak`)."""
+
+    pixels: np.ndarray
+    landmarks: Sequence[np.ndarray]
+    budget: CloakBudget
+    seed: int = 0
+    objective: Objective = "untargeted"
+    targets: Embeddings | None = None
+    face_boxes: Sequence[tuple[float, float, float, float]] | None = None
+    progress: Progress | None = None
+
+
+@dataclass(eq=False)  # identity, not pixel-wise comparison
+class _Run:
+    """One photo's optimisation state while it shares steps with others."""
+
+    task: CloakTask
+    regions: list[Region]
+    identity: Embeddings
+    anchor: Embeddings
+    sigmas: list[float]
+    optimiser: _Adam
+    generator: torch.Generator
+    step: int = 0
+    live: bool = True
+    error: Exception | None = None  # what ended it early (a cancel), if anything
+
+    @property
+    def budget(self) -> CloakBudget:
+        return self.task.budget
+
+    @property
+    def total_steps(self) -> int:
+        return self.budget.steps + self.budget.extra_steps
+
+    def active_regions(self) -> list[Region]:
+        return [region for region in self.regions if region.active]
 
 
 def load_recognisers(names: Sequence[str], device: torch.device) -> list[LoadedRecogniser]:
@@ -180,35 +225,115 @@ class Cloaker:
         ``face_boxes`` (x, y, w, h per face, as the detector gives them) are the areas whose
         SSIM the budget holds; without them a box is derived from the landmarks.
         """
-        if objective == "targeted" and not targets:
-            raise ValueError("the targeted objective needs decoy embeddings (targets)")
-        landmarks = [np.asarray(p, dtype=np.float32).reshape(5, 2) for p in landmarks]
-        if not landmarks:
-            return CloakOutcome(pixels.copy(), [], 0)
-        generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        regions = self._prepare(pixels, landmarks, face_boxes)
-        identity = self.embed(pixels, landmarks)
-        anchor = targets if objective == "targeted" else identity
-        sigmas = [self._gradient_sigma(region) for region in regions]
-        optimiser = _Adam([region.delta for region in regions])
-        step = 0
-        while step < budget.steps + budget.extra_steps:
-            if step >= FIRST_CHECK and step % WEAK_CHECK_EVERY == 0:
-                # Time goes where protection is missing: faces past their margin are done.
-                self._mark_weak(regions, anchor, budget)
-                if not any(region.active for region in regions):
-                    break
-            loss = self._step_loss(regions, identity, anchor, objective, budget, generator)
-            loss.backward()
-            for region, sigma in zip(regions, sigmas, strict=True):
+        task = CloakTask(
+            pixels, landmarks, budget, seed=seed, objective=objective, targets=targets,
+            face_boxes=face_boxes, progress=progress,
+        )  # fmt: skip
+        outcome = self.cloak_many([task])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def cloak_many(self, tasks: Sequence[CloakTask]) -> list[CloakOutcome | Exception]:
+        """Cloak several photos at once: one forward and backward pass per model per step for
+        the faces of all of them, which keeps the CPU's (or a GPU's) arithmetic units busier.
+
+        Each photo draws its random transformations from its own seed, counts its own steps
+        and stops when its own faces are protected. An exception raised by a task's progress
+        callback (a cancel) ends that task alone and is returned in its place.
+        """
+        pending = list(tasks)
+        results: dict[int, CloakOutcome | Exception] = {}
+
+        def feed(_live: int) -> list[CloakTask]:
+            batch, pending[:] = list(pending), []
+            return batch
+
+        def deliver(task: CloakTask, outcome: CloakOutcome | Exception) -> None:
+            results[id(task)] = outcome
+
+        self.stream(feed, deliver)
+        return [results[id(task)] for task in tasks]
+
+    def stream(
+        self,
+        feed: Callable[[int], Sequence[CloakTask]],
+        deliver: Callable[[CloakTask, CloakOutcome | Exception], None],
+    ) -> None:
+        """Cloak photos that arrive while others are being cloaked (continuous batching).
+
+        Before every step ``feed(live)`` is asked for new tasks (``live``: how many photos are
+        in flight), which join the shared passes at their own step 0; each photo is handed to
+        ``deliver`` as soon as it is done, not when the whole batch is. Returns once ``feed``
+        has nothing more and every photo is delivered.
+        """
+        runs: list[_Run] = []
+        while True:
+            for task in feed(len(runs)):
+                if task.objective == "targeted" and not task.targets:
+                    deliver(task, ValueError("the targeted objective needs decoy embeddings"))
+                    continue
+                points = [np.asarray(p, dtype=np.float32).reshape(5, 2) for p in task.landmarks]
+                if not points:
+                    deliver(task, CloakOutcome(task.pixels.copy(), [], 0))
+                    continue
+                if not runs:
+                    torch.manual_seed(task.seed)
+                try:
+                    runs.append(self._start(task, points))
+                except (MemoryError, RuntimeError) as error:  # this photo fails, not the batch
+                    deliver(task, error)
+            live = self._live_runs(runs)
+            for run in [run for run in runs if not run.live]:
+                runs.remove(run)
+                deliver(run.task, run.error or self._finish(run))
+            if not live:
+                return
+            self._step(live)
+
+    def _step(self, live: list[_Run]) -> None:
+        """One optimisation step of every photo in flight."""
+        loss = self._step_loss(live)
+        loss.backward()
+        for run in live:
+            for region, sigma in zip(run.regions, run.sigmas, strict=True):
                 _smooth_gradient(region.delta, sigma)
-            optimiser.step(_step_rate(budget, step))
-            self._constrain(regions, budget, generator)
-            step += 1
-            if progress:
-                progress(min(step, budget.steps), budget.steps)
-        return self._finish(pixels, regions, identity, budget, step)
+            run.optimiser.step(_step_rate(run.budget, run.step))
+            self._constrain(run.regions, run.budget, run.generator)
+            run.step += 1
+            run.live = run.step < run.total_steps
+            if run.task.progress:
+                try:
+                    run.task.progress(min(run.step, run.budget.steps), run.budget.steps)
+                except Exception as error:  # a cancel: this photo stops, the others go on
+                    run.error = error
+                    run.live = False
+
+    def _start(self, task: CloakTask, landmarks: list[np.ndarray]) -> _Run:
+        """A photo's regions, identity embeddings, optimiser and random stream."""
+        regions = self._prepare(task.pixels, landmarks, task.face_boxes)
+        identity = self.embed(task.pixels, landmarks)
+        return _Run(
+            task=task,
+            regions=regions,
+            identity=identity,
+            anchor=task.targets if task.objective == "targeted" else identity,
+            sigmas=[self._gradient_sigma(region) for region in regions],
+            optimiser=_Adam([region.delta for region in regions]),
+            generator=torch.Generator().manual_seed(task.seed),
+        )
+
+    def _live_runs(self, runs: list[_Run]) -> list[_Run]:
+        """The photos that take part in the next step.
+
+        Every few steps each photo's regions are checked: time goes where protection is
+        missing, so a photo whose faces are all past their margin is finished.
+        """
+        for run in runs:
+            if run.live and run.step >= FIRST_CHECK and run.step % WEAK_CHECK_EVERY == 0:
+                self._mark_weak(run.regions, run.anchor, run.budget)
+                run.live = any(region.active for region in run.regions)
+        return [run for run in runs if run.live]
 
     def _prepare(
         self,
@@ -241,54 +366,58 @@ class Cloaker:
         chip_scale = float(face_scale(self.recognisers[0].template[None])[0])
         return max(0.0, 0.5 * smallest / chip_scale - 0.25)
 
-    def _step_loss(
-        self,
-        regions: list[Region],
-        identity: Embeddings,
-        anchor: Embeddings,
-        objective: Objective,
-        budget: CloakBudget,
-        generator: torch.Generator,
-    ) -> torch.Tensor:
+    def _step_loss(self, runs: list[_Run]) -> torch.Tensor:
         """One step's objective: identity term over the ensemble plus the SSIM penalty.
 
-        All faces of all active regions go through each model in one batch.
+        All faces of all active regions of all photos go through each model in one batch; each
+        photo's terms are averaged over its own faces, so its gradient is what it would be alone.
         """
-        active = [region for region in regions if region.active]
-        cloaked = {id(region): region.cloaked() for region in active}
+        cloaked = {id(region): region.cloaked() for run in runs for region in run.active_regions()}
         loss = torch.zeros((), device=self.device)
         for recogniser in self.recognisers:
             spec = recogniser.spec
-            chips, owners = [], []
-            for region in active:
-                for face in region.faces:
-                    matrices = jittered_matrices(
-                        torch.tensor(region.points[face]), recogniser.template,
-                        spec.input_size, budget.samples, self.jitter, generator,
-                    )  # fmt: skip
-                    chips.append(
-                        sample_chips(
-                            cloaked[id(region)], matrices, spec.input_size,
-                            self.jitter, generator, budget.jpeg_probability,
-                        )
-                    )  # fmt: skip
-                    owners += [face] * budget.samples
+            chips: list[torch.Tensor] = []
+            spans: list[tuple[_Run, list[int], int, int]] = []
+            for run in runs:
+                owners, first = [], sum(len(c) for c in chips)
+                for region in run.active_regions():
+                    for face in region.faces:
+                        matrices = jittered_matrices(
+                            torch.tensor(region.points[face]), recogniser.template,
+                            spec.input_size, run.budget.samples, self.jitter, run.generator,
+                        )  # fmt: skip
+                        chips.append(
+                            sample_chips(
+                                cloaked[id(region)], matrices, spec.input_size, self.jitter,
+                                run.generator, run.budget.jpeg_probability,
+                            )
+                        )  # fmt: skip
+                        owners += [face] * run.budget.samples
+                spans.append((run, owners, first, first + len(owners)))
             embeddings = recogniser.model(torch.cat(chips))
-            owner = torch.as_tensor(owners, device=self.device)
-            score = spec.match_score(embeddings, anchor[spec.name][owner])
-            if objective == "untargeted":
-                loss = loss + torch.relu(score + budget.margin).mean()
-            else:
-                # Pull towards the decoy until the model calls it a match, and keep away from
-                # the person's own identity as in the untargeted objective.
-                own = spec.match_score(embeddings, identity[spec.name][owner])
-                loss = loss + torch.relu(budget.margin - score).mean()
-                loss = loss + torch.relu(own + budget.margin).mean()
-        for region in active:
-            boxes = region.ssim_boxes()
-            for dssim in sampled_dssims(cloaked[id(region)], region.original, boxes, generator):
-                loss = loss + SSIM_WEIGHT * torch.relu(dssim - budget.dssim * 0.9)
+            for run, owners, first, last in spans:
+                loss = loss + self._identity_loss(run, spec, embeddings[first:last], owners)
+        for run in runs:
+            for region in run.active_regions():
+                boxes = region.ssim_boxes()
+                original = region.original
+                for dssim in sampled_dssims(cloaked[id(region)], original, boxes, run.generator):
+                    loss = loss + SSIM_WEIGHT * torch.relu(dssim - run.budget.dssim * 0.9)
         return loss
+
+    def _identity_loss(
+        self, run: _Run, spec: RecogniserSpec, embeddings: torch.Tensor, owners: list[int]
+    ) -> torch.Tensor:
+        """How close one photo's chips still are to who they show (or far from the decoy)."""
+        owner = torch.as_tensor(owners, device=self.device)
+        margin = run.budget.margin
+        score = spec.match_score(embeddings, run.anchor[spec.name][owner])
+        if run.task.objective == "untargeted":
+            return torch.relu(score + margin).mean()
+        # Pull towards the decoy until the model calls it a match, and keep away from the
+        # person's own identity as in the untargeted objective.
+        own = spec.match_score(embeddings, run.identity[spec.name][owner])
+        return torch.relu(margin - score).mean() + torch.relu(own + margin).mean()
 
     @torch.no_grad()
     def _constrain(
@@ -339,15 +468,9 @@ class Cloaker:
             region.active = worst > -budget.margin * WEAK_SHARE
 
     @torch.no_grad()
-    def _finish(
-        self,
-        pixels: np.ndarray,
-        regions: list[Region],
-        identity: Embeddings,
-        budget: CloakBudget,
-        steps: int,
-    ) -> CloakOutcome:
+    def _finish(self, run: _Run) -> CloakOutcome:
         """Quantise, enforce the SSIM budget exactly, write the regions, and measure."""
+        pixels, regions, identity, budget = run.task.pixels, run.regions, run.identity, run.budget
         output = pixels.copy()
         ssim: dict[int, float] = {}
         landmarks: dict[int, np.ndarray] = {}
@@ -379,4 +502,4 @@ class Cloaker:
                 for r in self.recognisers
             }
             outcomes.append(FaceOutcome(index=face, ssim=ssim[face], scores=scores))
-        return CloakOutcome(output, outcomes, steps)
+        return CloakOutcome(output, outcomes, run.step)

@@ -1,7 +1,9 @@
 """The engine: detector and recogniser ensemble loaded once, photos cloaked one after another.
 
 This is the object that the command line, the local server and the benchmarks share; loading
-PyTorch and the models takes seconds, cloaking a photo should not pay for that again.
+PyTorch and the models takes seconds, cloaking a photo should not pay for that again. Several
+photos can also be cloaked together (:meth:`Engine.cloak_files`, :meth:`Engine.cloak_pixels_many`)
+so that their faces share the models' passes.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import numpy as np
 import torch
 
 from facecloak.budget import CloakBudget, budget_for
-from facecloak.cloak import DEFAULT_ENSEMBLE, Cloaker, Objective
-from facecloak.detect import FaceDetector
+from facecloak.cloak import DEFAULT_ENSEMBLE, Cloaker, CloakOutcome, CloakTask, Objective
+from facecloak.detect import Detection, FaceDetector
 from facecloak.imageio import ImageError, LoadedImage, load_image, save_image
 
 Progress = Callable[[int, int], None]
@@ -64,6 +66,34 @@ class PhotoReport:
         return data
 
 
+@dataclass(eq=False)  # identity, not pixel-wise comparison
+class PixelsTask:
+    """One photo's pixels and how to cloak them, for :meth:`Engine.cloak_pixels_many`."""
+
+    pixels: np.ndarray
+    budget: CloakBudget | str = "mid"
+    seed: int = 0
+    objective: Objective = "untargeted"
+    progress: Progress | None = None
+
+
+@dataclass(eq=False)  # identity, not pixel-wise comparison
+class FileTask:
+    """One photo file and where its cloaked copy goes, for :meth:`Engine.cloak_files`."""
+
+    source: str | Path
+    destination: str | Path
+    budget: CloakBudget | str = "mid"
+    seed: int = 0
+    objective: Objective = "untargeted"
+    overwrite: bool = False
+    jpeg_quality: int = 95
+    progress: Progress | None = None
+
+
+PixelsOutcome = tuple[np.ndarray, list[FaceReport]]
+
+
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` or ``auto``; asking for CUDA where there is none is an error."""
     if name == "auto":
@@ -98,16 +128,95 @@ class Engine:
         seed: int = 0,
         objective: Objective = "untargeted",
         progress: Progress | None = None,
-    ) -> tuple[np.ndarray, list[FaceReport]]:
+    ) -> PixelsOutcome:
         """Cloak every protectable face in ``H x W x C`` pixels; returns new pixels and reports.
 
         Pixels keep their dtype (uint8, uint16 or float) and alpha; faces too small to protect
         are reported, not changed.
         """
-        if isinstance(budget, str):
-            budget = budget_for(budget)
-        detection = self.detector.detect(np.ascontiguousarray(pixels[..., :3]))
-        reports = [
+        task = PixelsTask(pixels, budget, seed=seed, objective=objective, progress=progress)
+        outcome = self.cloak_pixels_many([task])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def cloak_pixels_many(self, tasks: Sequence[PixelsTask]) -> list[PixelsOutcome | Exception]:
+        """:meth:`cloak_pixels` for several photos at once, their faces batched together.
+
+        Each photo gets what it would get alone with its seed (up to the last bits of batched
+        arithmetic). A task whose progress callback raised (a cancel) gets that exception in
+        place of its outcome; the others are unaffected.
+        """
+        pending = list(tasks)
+        results: dict[int, PixelsOutcome | Exception] = {}
+
+        def feed(_live: int) -> list[PixelsTask]:
+            batch, pending[:] = list(pending), []
+            return batch
+
+        def deliver(task: PixelsTask, outcome: PixelsOutcome | Exception) -> None:
+            results[id(task)] = outcome
+
+        self.cloak_stream(feed, deliver)
+        return [results[id(task)] for task in tasks]
+
+    def cloak_stream(
+        self,
+        feed: Callable[[int], Sequence[PixelsTask]],
+        deliver: Callable[[PixelsTask, PixelsOutcome | Exception], None],
+    ) -> None:
+        """Detect and cloak photos that keep arriving, their faces batched as they overlap.
+
+        ``feed(live)`` is asked before every optimisation step for photos to add (``live``: how
+        many are in flight); each is handed to ``deliver`` as soon as it is done. This is what
+        the server runs, so requests queued while others are being cloaked share their steps.
+        """
+        waiting: dict[int, tuple[PixelsTask, Detection, list[FaceReport]]] = {}
+
+        def detected(live: int) -> list[CloakTask]:
+            cloak_tasks = []
+            for task in feed(live):
+                try:
+                    detection = self.detector.detect(np.ascontiguousarray(task.pixels[..., :3]))
+                except (MemoryError, RuntimeError, ValueError) as error:  # this photo only
+                    deliver(task, error)
+                    continue
+                cloak_task = CloakTask(
+                    task.pixels,
+                    [face.landmarks for face in detection.faces],
+                    budget_for(task.budget) if isinstance(task.budget, str) else task.budget,
+                    seed=task.seed,
+                    objective=task.objective,
+                    face_boxes=[face.box for face in detection.faces],
+                    progress=task.progress,
+                )
+                waiting[id(cloak_task)] = (task, detection, self._small_faces(detection))
+                cloak_tasks.append(cloak_task)
+            return cloak_tasks
+
+        def cloaked(cloak_task: CloakTask, outcome: CloakOutcome | Exception) -> None:
+            task, detection, faces = waiting.pop(id(cloak_task))
+            if isinstance(outcome, Exception):
+                deliver(task, outcome)
+                return
+            for face, result in zip(detection.faces, outcome.faces, strict=True):
+                faces.append(
+                    FaceReport(
+                        box=tuple(round(v) for v in face.box),
+                        size=round(face.size, 1),
+                        cloaked=True,
+                        ssim=round(result.ssim, 4),
+                        similarity={k: round(v, 4) for k, v in result.scores.items()},
+                    )
+                )
+            faces.sort(key=lambda r: (r.box[1], r.box[0]))
+            deliver(task, (outcome.pixels, faces))
+
+        self.cloaker.stream(detected, cloaked)
+
+    def _small_faces(self, detection: Detection) -> list[FaceReport]:
+        """Reports for the faces found but too small to protect."""
+        return [
             FaceReport(
                 box=tuple(round(v) for v in face.box),
                 size=round(face.size, 1),
@@ -116,29 +225,6 @@ class Engine:
             )
             for face in detection.too_small
         ]
-        if not detection.faces:
-            return pixels.copy(), reports
-        outcome = self.cloaker.cloak(
-            pixels,
-            [face.landmarks for face in detection.faces],
-            budget,
-            seed=seed,
-            objective=objective,
-            face_boxes=[face.box for face in detection.faces],
-            progress=progress,
-        )
-        for face, result in zip(detection.faces, outcome.faces, strict=True):
-            reports.append(
-                FaceReport(
-                    box=tuple(round(v) for v in face.box),
-                    size=round(face.size, 1),
-                    cloaked=True,
-                    ssim=round(result.ssim, 4),
-                    similarity={k: round(v, 4) for k, v in result.scores.items()},
-                )
-            )
-        reports.sort(key=lambda r: (r.box[1], r.box[0]))
-        return outcome.pixels, reports
 
     def cloak_file(
         self,
@@ -157,27 +243,65 @@ class Engine:
         The output is written from pixels (orientation baked in, ICC profile kept, no other
         metadata), atomically, never over the input.
         """
+        task = FileTask(
+            source, destination, budget, seed=seed, objective=objective, overwrite=overwrite,
+            jpeg_quality=jpeg_quality, progress=progress,
+        )  # fmt: skip
+        outcome = self.cloak_files([task])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def cloak_files(self, tasks: Sequence[FileTask]) -> list[PhotoReport | Exception]:
+        """:meth:`cloak_file` for several files at once, their faces batched together.
+
+        A file that cannot be read or written gets a report with the error; a task whose
+        progress callback raised (a cancel) gets that exception and writes nothing.
+        """
         started = time.perf_counter()
-        report = PhotoReport(input=str(source), output=str(destination))
-        try:
-            image: LoadedImage = load_image(source)
-            report.height, report.width = image.pixels.shape[:2]
-            pixels, report.faces = self.cloak_pixels(
-                image.pixels, budget, seed=seed, objective=objective, progress=progress
+        reports = [PhotoReport(input=str(t.source), output=str(t.destination)) for t in tasks]
+        images: dict[int, LoadedImage] = {}
+        for index, task in enumerate(tasks):
+            try:
+                images[index] = load_image(task.source)
+            except ImageError as error:
+                reports[index].error, reports[index].output = str(error), None
+        order = sorted(images)
+        pixel_tasks = [
+            PixelsTask(
+                images[i].pixels, tasks[i].budget, seed=tasks[i].seed,
+                objective=tasks[i].objective, progress=tasks[i].progress,
             )
-            if not any(face.cloaked for face in report.faces):
-                report.note = "no face to protect found; pixels written unchanged, metadata dropped"
+            for i in order
+        ]  # fmt: skip
+        results: list[PhotoReport | Exception] = list(reports)
+        for index, outcome in zip(order, self.cloak_pixels_many(pixel_tasks), strict=True):
+            if isinstance(outcome, Exception):
+                results[index] = outcome
+                continue
+            self._save(tasks[index], images[index], outcome, reports[index])
+        for report in reports:
+            report.seconds = round(time.perf_counter() - started, 2)
+        return results
+
+    @staticmethod
+    def _save(
+        task: FileTask, image: LoadedImage, outcome: PixelsOutcome, report: PhotoReport
+    ) -> None:
+        """Write one cloaked photo and fill in its report."""
+        pixels, report.faces = outcome
+        report.height, report.width = image.pixels.shape[:2]
+        if not any(face.cloaked for face in report.faces):
+            report.note = "no face to protect found; pixels written unchanged, metadata dropped"
+        try:
             save_image(
                 pixels,
-                destination,
+                task.destination,
                 icc_profile=image.icc_profile,
-                jpeg_quality=jpeg_quality,
-                overwrite=overwrite,
-                protect=[Path(source)],
+                jpeg_quality=task.jpeg_quality,
+                overwrite=task.overwrite,
+                protect=[Path(task.source)],
             )
             report.ok = True
         except ImageError as error:
-            report.error = str(error)
-            report.output = None
-        report.seconds = round(time.perf_counter() - started, 2)
-        return report
+            report.error, report.output = str(error), None

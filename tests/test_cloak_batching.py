@@ -1,0 +1,98 @@
+"""Cloaking several photos together: each gets what it would get alone, arrivals join mid-way,
+and a cancel or a faceless photo touches nobody else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+from facecloak.budget import budget_for
+from facecloak.engine import Engine, PixelsTask
+
+QUICK = budget_for("mid").with_overrides(steps=4, extra_steps=0)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine()
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    """Two different photos with one face each (the second mirrored and cropped)."""
+    astronaut = skimage.data.astronaut()
+    other = np.ascontiguousarray(astronaut[20:470, ::-1])
+    return [astronaut, other]
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> None:
+    """Batched arithmetic may round the last bit differently; nothing more."""
+    difference = np.abs(a.astype(int) - b.astype(int))
+    assert difference.max() <= 3
+    assert (difference > 0).mean() < 0.01
+
+
+def test_batched_photos_match_their_solo_cloaks(engine, photos):
+    solo = [engine.cloak_pixels(p, QUICK, seed=s) for p, s in zip(photos, (3, 9), strict=True)]
+    batched = engine.cloak_pixels_many(
+        [PixelsTask(p, QUICK, seed=s) for p, s in zip(photos, (3, 9), strict=True)]
+    )
+    for (alone, alone_faces), together in zip(solo, batched, strict=True):
+        assert not isinstance(together, Exception)
+        pixels, faces = together
+        _close(pixels, alone)
+        assert [f.box for f in faces] == [f.box for f in alone_faces]
+        assert all(f.cloaked for f in faces)
+    assert np.any(batched[0][0] != photos[0]) and np.any(batched[1][0] != photos[1])
+
+
+def test_a_cancelled_photo_stops_alone(engine, photos):
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_two(done: int, _total: int) -> None:
+        if done >= 2:
+            raise Cancelled()
+
+    seen: list[int] = []
+    outcomes = engine.cloak_pixels_many(
+        [
+            PixelsTask(photos[0], QUICK, seed=1, progress=cancel_at_two),
+            PixelsTask(photos[1], QUICK, seed=2, progress=lambda d, _t: seen.append(d)),
+        ]
+    )
+    assert isinstance(outcomes[0], Cancelled)
+    assert not isinstance(outcomes[1], Exception)
+    assert seen == [1, 2, 3, 4], "the other photo ran all its steps"
+    _close(outcomes[1][0], engine.cloak_pixels(photos[1], QUICK, seed=2)[0])
+
+
+def test_photos_join_a_running_batch_and_leave_when_done(engine, photos):
+    """The server's pattern: a request arriving mid-way joins at its own step 0, and a short
+    job is delivered before a long one that started earlier."""
+    long = budget_for("mid").with_overrides(steps=8, extra_steps=0)
+    first = PixelsTask(photos[0], long, seed=5)
+    late = PixelsTask(photos[1], QUICK, seed=6)
+    faceless = PixelsTask(np.full((64, 80, 3), 128, np.uint8), QUICK)
+    calls: list[int] = []
+    delivered: list[tuple[PixelsTask, int]] = []
+
+    def feed(live: int) -> list[PixelsTask]:
+        calls.append(live)
+        return {1: [first], 3: [late, faceless]}.get(len(calls), [])
+
+    def deliver(task: PixelsTask, outcome) -> None:
+        assert not isinstance(outcome, Exception)
+        delivered.append((task, len(calls)))
+
+    engine.cloak_stream(feed, deliver)
+    order = [task for task, _ in delivered]
+    assert order == [faceless, late, first]
+    assert calls[2] == 1, "the late photos were offered while the first was in flight"
+    assert calls[-1] >= 1
+    # Each is what it would be alone.
+    results = {}
+    engine.cloak_stream(lambda _n, q=[[first, late]]: q.pop() if q else [],
+                        lambda t, o: results.__setitem__(id(t), o))  # fmt: skip
+    _close(results[id(first)][0], engine.cloak_pixels(photos[0], long, seed=5)[0])
+    _close(results[id(late)][0], engine.cloak_pixels(photos[1], QUICK, seed=6)[0])
