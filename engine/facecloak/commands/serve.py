@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="sface,dlib", help="recogniser ensemble")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument(
+        "--batch-photos", type=int, default=4, metavar="N",
+        help="photos cloaked together, their faces batched (1: one after another)",
+    )  # fmt: skip
+    parser.add_argument(
         "--tcp-port", type=int, metavar="PORT",
         help="also listen on 127.0.0.1:PORT (0: any free port) with a token (see docs)",
     )  # fmt: skip
@@ -48,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.idle_timeout < 0 or args.queue_length < 1:
         raise UsageError("--idle-timeout must be >= 0 and --queue-length >= 1")
+    if args.batch_photos < 1:
+        raise UsageError("--batch-photos must be at least 1")
     if args.max_megapixels <= 0 or args.max_payload_mb <= 0:
         raise UsageError("--max-megapixels and --max-payload-mb must be positive")
     if args.tcp_port is not None and not 0 <= args.tcp_port <= 65535:
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         models=[name for name in args.models.split(",") if name],
         device=args.device,
+        batch_photos=args.batch_photos,
         tcp_port=args.tcp_port,
         log_level=args.log_level,
     )

@@ -18,6 +18,7 @@ from facecloak_bridge import paths, wire
 
 from facecloak import __version__
 from facecloak.server import handlers
+from facecloak.server.batching import JobStream
 from facecloak.server.connection import Connection
 from facecloak.server.jobs import JobQueue
 from facecloak.server.listener import bind_tcp, bind_unix
@@ -25,7 +26,7 @@ from facecloak.server.lock import InstanceLock
 from facecloak.server.logsetup import setup_logging
 from facecloak.server.paths import ensure_private_dir
 from facecloak.server.validation import Limits
-from facecloak.server.worker import Worker
+from facecloak.server.worker import StreamWorker, Worker
 
 
 @dataclass
@@ -41,6 +42,8 @@ class ServeConfig:
     max_held_bytes: int = 2 << 30  # pixel payloads held at once, all requests together
     models: list[str] = field(default_factory=lambda: ["sface", "dlib"])
     device: str = "cpu"
+    # Photos cloaked together, their faces batched (1: one after another); see bench/batching.py
+    batch_photos: int = 4
     tcp_port: int | None = None
     log_level: str = "INFO"
 
@@ -133,7 +136,8 @@ class Server:
             self.log.info(
                 "facecloak %s serving on %s (pid %d)", __version__, self.socket_path, self.pid
             )
-            Worker("engine", self.queue, self.host.run, self.log, self.host.load).start()
+            stream = JobStream(self.host, self.config.batch_photos, self.log)
+            StreamWorker("engine", self.queue, stream, self.log, self.host.load).start()
             Worker("light", self.queue, handlers.scrub_file, self.log).start()
             self._accept_loop()
         finally:

@@ -1,14 +1,14 @@
-"""What a job does: cloak a file, cloak raw pixels, or scrub a file's metadata.
+"""The engine's host, the pixel payload's layout, and the scrub job.
 
 The engine (PyTorch and the models) is loaded once, in the engine lane's thread, and reused for
-every cloak; the same budget and seed give the same pixels as ``facecloak cloak``.
+every cloak (:mod:`facecloak.server.batching` runs those); the same budget and seed give the
+same pixels as ``facecloak cloak``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class EngineHost:
-    """Owns the engine: loads it once, reports its state, runs cloak jobs."""
+    """Owns the engine: loads it once (in the engine lane's thread) and reports its state."""
 
     def __init__(self, models: list[str], device: str, log: logging.Logger) -> None:
         self.models = models
@@ -41,54 +41,6 @@ class EngineHost:
             return
         self.state = "ready"
         self.log.info("engine ready in %.1f s (%s)", self.engine.load_seconds, self.models)
-
-    def _engine(self) -> Engine:
-        if self.engine is None:
-            raise JobFailed("engine_failed", f"the engine is not available ({self.state})")
-        return self.engine
-
-    def run(self, job: Job) -> None:
-        if job.request.op == "cloak_file":
-            self.cloak_file(job)
-        else:
-            self.cloak_pixels(job)
-
-    def cloak_file(self, job: Job) -> None:
-        args = job.request.args
-        options = args["options"]
-        started = time.perf_counter()
-        report = self._engine().cloak_file(
-            args["input"], args["output"], options.budget, seed=options.seed,
-            overwrite=args["overwrite"], jpeg_quality=options.jpeg_quality,
-            progress=job.set_progress,
-        )  # fmt: skip
-        if not report.ok:
-            raise JobFailed("image_error", report.error or "the image could not be cloaked")
-        job.finish({"report": report.to_dict(), "seconds": time.perf_counter() - started})
-
-    def cloak_pixels(self, job: Job) -> None:
-        args = job.request.args
-        options = args["options"]
-        started = time.perf_counter()
-        pixels = unpack_pixels(job.payload, args)
-        job.payload = None
-        cloaked, faces = self._engine().cloak_pixels(
-            pixels, options.budget, seed=options.seed, progress=job.set_progress
-        )
-        cloaked = np.ascontiguousarray(cloaked, dtype=pixels.dtype)
-        report = {
-            "faces": [asdict(face) for face in faces],
-            "faces_found": len(faces),
-            "faces_cloaked": sum(face.cloaked for face in faces),
-            "mode": options.budget.name,
-            "seed": options.seed,
-        }
-        row = args["width"] * args["channels"] * args["bit_depth"] // 8
-        shape = {k: args[k] for k in ("width", "height", "channels", "bit_depth")}
-        job.finish(
-            {**shape, "stride": row, "report": report, "seconds": time.perf_counter() - started},
-            payload=cloaked.reshape(-1).view(np.uint8),
-        )
 
 
 def unpack_pixels(payload: np.ndarray, args: dict[str, Any]) -> np.ndarray:

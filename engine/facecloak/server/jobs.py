@@ -3,7 +3,8 @@
 A job belongs to the connection that submitted it; the connection follows it (progress, then a
 result or an error) and cancels it if the client goes away. Each lane (``engine`` for cloaks,
 ``light`` for scrubs) is served by its own worker, so a quick scrub never waits behind a
-minute-long cloak. The queue also bounds the bytes of pixel payloads held at once.
+minute-long cloak; the engine's worker may run several jobs at once, their faces batched. The
+queue also bounds the bytes of pixel payloads held at once.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class JobQueue:
         self.max_jobs = max_jobs
         self.max_bytes = max_bytes
         self._lanes: dict[str, deque[Job]] = {lane: deque() for lane in LANES}
-        self._running: dict[str, Job] = {}
+        self._running: dict[str, list[Job]] = {lane: [] for lane in LANES}
         self._known: OrderedDict[str, Job] = OrderedDict()
         self._bytes = 0
         self._closed = False
@@ -174,13 +175,23 @@ class JobQueue:
                     return None
                 self._condition.wait(remaining)
             job = self._lanes[lane].popleft()
-            self._running[lane] = job
+            self._running[lane].append(job)
             return job
+
+    def take_more(self, lane: str, limit: int) -> list[Job]:
+        """Up to ``limit`` more queued jobs of ``lane``, without waiting: the ones that join a
+        batch already running."""
+        with self._condition:
+            taken = []
+            while self._lanes[lane] and len(taken) < limit:
+                taken.append(self._lanes[lane].popleft())
+            self._running[lane] += taken
+            return taken
 
     def done_with(self, job: Job) -> None:
         with self._condition:
-            if self._running.get(job.lane) is job:
-                del self._running[job.lane]
+            if job in self._running[job.lane]:
+                self._running[job.lane].remove(job)
 
     def get(self, job_id: str) -> Job | None:
         with self._condition:
@@ -188,13 +199,16 @@ class JobQueue:
 
     def pending(self) -> int:
         """Jobs queued or running."""
-        return sum(len(q) for q in self._lanes.values()) + len(self._running)
+        return sum(len(q) for q in self._lanes.values()) + self._running_count()
+
+    def _running_count(self) -> int:
+        return sum(len(jobs) for jobs in self._running.values())
 
     def counts(self) -> dict[str, int]:
         with self._condition:
             return {
                 "queued": sum(len(q) for q in self._lanes.values()),
-                "running": len(self._running),
+                "running": self._running_count(),
                 "payload_bytes": self._bytes,
             }
 
@@ -202,7 +216,8 @@ class JobQueue:
         """Refuse new jobs and cancel every queued or running one."""
         with self._condition:
             self._closed = True
-            jobs = [job for q in self._lanes.values() for job in q] + list(self._running.values())
+            jobs = [job for q in self._lanes.values() for job in q]
+            jobs += [job for running in self._running.values() for job in running]
             self._condition.notify_all()
         for job in jobs:
             job.cancel()

@@ -1,4 +1,9 @@
-"""The threads that run jobs, one per lane; a failing job fails alone, the worker goes on."""
+"""The threads that run jobs, one per lane; a failing job fails alone, the worker goes on.
+
+The light lane runs one job at a time. The engine lane runs a stream: the jobs queued while
+others are being cloaked join them, so their faces share the models' passes
+(:mod:`facecloak.server.batching`).
+"""
 
 from __future__ import annotations
 
@@ -48,17 +53,67 @@ class Worker(threading.Thread):
         self.log.info("%s %s started", job.id, job.request.op)
         try:
             self.handler(job)
-        except JobCancelled:
-            job.fail("cancelled", "cancelled")
-        except JobFailed as error:
-            job.fail(error.code, str(error))
-        except ImageError as error:
-            job.fail("image_error", str(error))
-        except MemoryError:
-            job.fail("out_of_memory", "not enough memory for this image")
         except Exception as error:  # a bug or a corrupt input must not stop the server
-            self.log.exception("%s failed", job.id)
-            job.fail("internal", f"internal error: {type(error).__name__}: {error}")
+            fail_job(job, error, self.log)
         if not job.finished.is_set():
             job.fail("internal", "the job ended without a result")
         self.log.info("%s %s %s", job.id, job.request.op, job.state)
+
+
+class StreamWorker(Worker):
+    """Takes a lane's first job and hands it to a stream that keeps taking queued jobs."""
+
+    def __init__(
+        self,
+        lane: str,
+        queue: JobQueue,
+        stream: Callable[[Job, Callable[[int], list[Job]], Callable[[Job], None]], None],
+        log: logging.Logger,
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(lane, queue, lambda job: None, log, on_start)
+        self.stream = stream
+
+    def run(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
+        while not self.stopping.is_set():
+            job = self.queue.take(self.lane, timeout=0.5)
+            if job is not None:
+                self._run_stream(job)
+
+    def _run_stream(self, first: Job) -> None:
+        taken = [first]
+
+        def more(limit: int) -> list[Job]:
+            jobs = self.queue.take_more(self.lane, limit)
+            taken.extend(jobs)
+            return jobs
+
+        try:
+            self.stream(first, more, self.queue.done_with)
+        except Exception as error:  # the stream broke: its jobs fail, the server goes on
+            self.log.exception("the engine stream failed")
+            for job in taken:
+                if not job.finished.is_set():
+                    fail_job(job, error, self.log)
+        finally:
+            for job in taken:
+                if not job.finished.is_set():
+                    job.fail("internal", "the job ended without a result")
+                self.queue.done_with(job)
+
+
+def fail_job(job: Job, error: BaseException, log: logging.Logger) -> None:
+    """Turn what went wrong into the job's protocol error code and one-line message."""
+    if isinstance(error, JobCancelled):
+        job.fail("cancelled", "cancelled")
+    elif isinstance(error, JobFailed):
+        job.fail(error.code, str(error))
+    elif isinstance(error, ImageError):
+        job.fail("image_error", str(error))
+    elif isinstance(error, MemoryError):
+        job.fail("out_of_memory", "not enough memory for this image")
+    else:
+        log.error("%s failed", job.id, exc_info=error)
+        job.fail("internal", f"internal error: {type(error).__name__}: {error}")
