@@ -279,29 +279,30 @@ class Engine:
             if isinstance(outcome, Exception):
                 results[index] = outcome
                 continue
-            self._save(tasks[index], images[index], outcome, reports[index])
+            save_cloaked(tasks[index], images[index], outcome, reports[index])
         for report in reports:
             report.seconds = round(time.perf_counter() - started, 2)
         return results
 
-    @staticmethod
-    def _save(
-        task: FileTask, image: LoadedImage, outcome: PixelsOutcome, report: PhotoReport
-    ) -> None:
-        """Write one cloaked photo and fill in its report."""
-        pixels, report.faces = outcome
-        report.height, report.width = image.pixels.shape[:2]
-        if not any(face.cloaked for face in report.faces):
-            report.note = "no face to protect found; pixels written unchanged, metadata dropped"
-        try:
-            save_image(
-                pixels,
-                task.destination,
-                icc_profile=image.icc_profile,
-                jpeg_quality=task.jpeg_quality,
-                overwrite=task.overwrite,
-                protect=[Path(task.source)],
-            )
-            report.ok = True
-        except ImageError as error:
-            report.error, report.output = str(error), None
+
+def save_cloaked(
+    task: FileTask, image: LoadedImage, outcome: PixelsOutcome, report: PhotoReport
+) -> None:
+    """Write one cloaked photo where ``task`` says and fill in its report; a write error lands
+    in the report. Shared by :meth:`Engine.cloak_files` and the server."""
+    pixels, report.faces = outcome
+    report.height, report.width = image.pixels.shape[:2]
+    if not any(face.cloaked for face in report.faces):
+        report.note = "no face to protect found; pixels written unchanged, metadata dropped"
+    try:
+        save_image(
+            pixels,
+            task.destination,
+            icc_profile=image.icc_profile,
+            jpeg_quality=task.jpeg_quality,
+            overwrite=task.overwrite,
+            protect=[Path(task.source)],
+        )
+        report.ok = True
+    except ImageError as error:
+        report.error, report.output = str(error), None
