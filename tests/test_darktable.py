@@ -1,11 +1,16 @@
 """facecloak in the real darktable: darktable-cli batches through the export hook, the GUI's
 "cloak faces" storage under Xvfb, and the engine-down cases. Every output must be cloaked
 (faces changed, background unchanged against darktable's own uncloaked export) and carry no
-identifying metadata; a failed image must leave no file at all."""
+identifying metadata; a failed image must leave no file at all.
+
+The batch, engine-down and GUI export tests run twice: with the host's darktable (4.2 on
+Debian 12) and with Debian 13's darktable 5.0 (from the Debian 13 root on a Debian 12 host,
+see tests/darktable/harness.py; on a Debian 13 host the host's darktable is 5.0 itself)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,10 +18,14 @@ import pytest
 from tests.conftest import PROJECT_ROOT, shared_data
 from tests.darktable.harness import (
     CHEAP_OPTIONS,
+    DEBIAN13,
+    HOST,
+    INSTALLS,
     Darktable,
     face_and_background_change,
     identifying_metadata,
     prepare_photos,
+    require_install,
     require_programs,
 )
 
@@ -30,18 +39,37 @@ DOCS_IMG = PROJECT_ROOT / "docs" / "img"
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     """A folder of real photos given GPS, serial number, artist, creator and keywords."""
-    require_programs("darktable-cli", "exiftool")
+    require_programs("exiftool")
     source = shared_data("photos", "face_recognition-examples")
     folder = tmp_path_factory.mktemp("darktable-photos") / "roll"
     prepare_photos([source / name for name in SOURCES], folder, list(PHOTOS))
     return folder
 
 
+@pytest.fixture
+def host_darktable(photos):
+    """The host's darktable-cli, for the tests that run on one darktable only."""
+    require_install(HOST, "darktable-cli")
+
+
+@pytest.fixture(scope="module", params=list(INSTALLS))
+def install(request):
+    """Each darktable the tests cover: the host's, and Debian 13's 5.0 (from the root)."""
+    install = INSTALLS[request.param]
+    if install is DEBIAN13 and HOST.missing("darktable-cli") is None and HOST.major >= 5:
+        pytest.skip(f"the host's darktable is {HOST.version} already: 5.x is tested as 'host'")
+    require_install(install, "darktable-cli")
+    if install is DEBIAN13:
+        assert install.major == 5, f"Debian 13 ships darktable 5.x, not {install.version_text!r}"
+    print(f"{install.name} darktable: {install.version_text}")
+    return install
+
+
 @pytest.fixture(scope="module")
-def baseline(photos, tmp_path_factory) -> Path:
+def baseline(photos, install, tmp_path_factory) -> Path:
     """darktable's own export with the hook switched off: uncloaked, metadata intact."""
-    root = tmp_path_factory.mktemp("darktable-baseline")
-    run = Darktable(root / "dt").cli(
+    root = tmp_path_factory.mktemp(f"darktable-baseline-{install.name}")
+    run = Darktable(root / "dt", install=install).cli(
         photos, str(root / "out" / "$(FILE_NAME).jpg"), {"lua/facecloak/hook": "FALSE"}
     )
     assert run.returncode == 0, run.stdout
@@ -77,8 +105,14 @@ def assert_cloaked_and_clean(outputs: list[Path], baseline: Path, detector) -> N
     assert leftovers == [], f"unexpected files next to the outputs: {leftovers}"
 
 
-def test_cli_batch_through_the_hook(photos, baseline, detector, server_home, tmp_path):
-    darktable = Darktable(tmp_path / "dt", server_home=server_home)
+def assert_no_work_folder(darktable_root: Path) -> None:
+    """The script's private folder (logs, "done" files) goes once its jobs are answered."""
+    left = [p.name for p in (darktable_root / "tmp").glob("facecloak-dt.*")]
+    assert left == [], f"the script left its work folder in darktable's tmp: {left}"
+
+
+def test_cli_batch_through_the_hook(install, photos, baseline, detector, server_home, tmp_path):
+    darktable = Darktable(tmp_path / "dt", server_home=server_home, install=install)
     conf = {"lua/facecloak/hook": "TRUE", "lua/facecloak/hook_mode": "low", **CHEAP}
     run = darktable.cli(photos, str(tmp_path / "out" / "$(FILE_NAME).jpg"), conf)
     assert run.returncode == 0, run.stdout
@@ -87,19 +121,23 @@ def test_cli_batch_through_the_hook(photos, baseline, detector, server_home, tmp
     outputs = sorted((tmp_path / "out").glob("*.jpg"))
     assert [p.name for p in outputs] == sorted(PHOTOS)
     assert_cloaked_and_clean(outputs, baseline, detector)
+    assert_no_work_folder(tmp_path / "dt")
 
 
-def test_cli_engine_down_exports_nothing(photos, tmp_path):
-    darktable = Darktable(tmp_path / "dt", engine_python="/nonexistent/engine/python")
+def test_cli_engine_down_exports_nothing(install, photos, tmp_path):
+    darktable = Darktable(
+        tmp_path / "dt", engine_python="/nonexistent/engine/python", install=install
+    )
     run = darktable.cli(photos / PHOTOS[0], str(tmp_path / "out" / "$(FILE_NAME).jpg"),
                         {"lua/facecloak/hook": "TRUE", **CHEAP})  # fmt: skip
     assert f"facecloak: FAILED {PHOTOS[0]}" in run.stdout, run.stdout
     assert "/nonexistent/engine/python" in run.stdout  # the reason, not just "failed"
     assert run.returncode == 1  # darktable-cli itself would say 0
+    assert_no_work_folder(tmp_path / "dt")
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
-def test_cli_unsupported_format_exports_nothing(photos, tmp_path):
+def test_cli_unsupported_format_exports_nothing(host_darktable, photos, tmp_path):
     darktable = Darktable(tmp_path / "dt")
     run = darktable.cli(photos / PHOTOS[0], str(tmp_path / "out" / "$(FILE_NAME).pfm"),
                         {"lua/facecloak/hook": "TRUE", **CHEAP})  # fmt: skip
@@ -121,7 +159,7 @@ print("N4", util.quote("it's $HOME"), util.split_options("--steps 1 ; rm"))
 """
 
 
-def test_naming_and_quoting_helpers_in_darktables_lua(photos, tmp_path):
+def test_naming_and_quoting_helpers_in_darktables_lua(host_darktable, photos, tmp_path):
     run = Darktable(tmp_path / "dt").cli(
         photos / PHOTOS[0], str(tmp_path / "out" / "$(FILE_NAME).jpg"),
         {"lua/facecloak/hook": "FALSE"}, luacmd=NAMING_CHECK,
@@ -143,9 +181,10 @@ GUI_CONF = {
 }
 
 
-def test_gui_export_through_the_storage(photos, baseline, detector, server_home, tmp_path):
-    require_programs("darktable", "xvfb-run")
-    darktable = Darktable(tmp_path / "dt", server_home=server_home)
+def test_gui_export_through_the_storage(install, photos, baseline, detector, server_home, tmp_path):
+    require_install(install, "darktable", "xvfb-run")
+    darktable = Darktable(tmp_path / "dt", server_home=server_home, install=install)
+    shutil.rmtree(photos / "cloaked", ignore_errors=True)  # the other darktable's outputs
     conf = {**GUI_CONF, "lua/facecloak/hook": "TRUE"}  # the hook must leave these files alone
     shot = tmp_path / "shot.png"
     run = darktable.gui_export([photos / n for n in PHOTOS[1:]], conf, shot=shot)
@@ -154,11 +193,12 @@ def test_gui_export_through_the_storage(photos, baseline, detector, server_home,
     outputs = sorted((photos / "cloaked").glob("*.jpg"))  # the default $(FILE_FOLDER)/cloaked
     assert [p.name for p in outputs] == sorted(f"{Path(n).stem}-cloaked.jpg" for n in PHOTOS[1:])
     assert_cloaked_and_clean(outputs, baseline, detector)
-    check_screenshot(shot)
+    check_screenshot(shot, save=install is HOST)  # the docs show the host's darktable
     assert not list((tmp_path / "dt" / "tmp").rglob("*.jpg")), "temporary exports left behind"
+    assert_no_work_folder(tmp_path / "dt")
 
 
-def check_screenshot(shot: Path) -> None:
+def check_screenshot(shot: Path, save: bool) -> None:
     """The export module with the storage selected; FACECLOAK_DOCS_SCREENSHOTS=1 saves it."""
     from PIL import Image, ImageStat
 
@@ -166,14 +206,14 @@ def check_screenshot(shot: Path) -> None:
         assert image.size == (1600, 1000)
         panel = image.convert("L").crop((1275, 290, 1590, 825))
         assert ImageStat.Stat(panel).stddev[0] > 5, "the export module is not on screen"
-        if os.environ.get("FACECLOAK_DOCS_SCREENSHOTS") == "1":
+        if save and os.environ.get("FACECLOAK_DOCS_SCREENSHOTS") == "1":
             DOCS_IMG.mkdir(exist_ok=True)
             image.convert("RGB").save(DOCS_IMG / "darktable-lighttable.png", optimize=True)
             panel_rgb = image.convert("RGB").crop((1275, 290, 1590, 825))
             panel_rgb.save(DOCS_IMG / "darktable-export-module.png", optimize=True)
 
 
-def test_gui_engine_down_exports_nothing(photos, tmp_path):
+def test_gui_engine_down_exports_nothing(host_darktable, photos, tmp_path):
     require_programs("darktable", "xvfb-run")
     darktable = Darktable(tmp_path / "dt", engine_python="/nonexistent/engine/python")
     conf = {**GUI_CONF, "lua/facecloak/storage_folder": str(tmp_path / "out")}
@@ -183,9 +223,10 @@ def test_gui_engine_down_exports_nothing(photos, tmp_path):
     out = tmp_path / "out"
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
     assert not list((tmp_path / "dt" / "tmp").rglob("*.jpg")), "an uncloaked export was left"
+    assert_no_work_folder(tmp_path / "dt")
 
 
-def test_stop_and_restart_as_script_manager_does(photos, server_home, tmp_path):
+def test_stop_and_restart_as_script_manager_does(host_darktable, photos, server_home, tmp_path):
     """destroy() removes the hook (nothing cloaked); restart() brings it back, once."""
     darktable = Darktable(tmp_path / "dt", server_home=server_home)
     conf = {"lua/facecloak/hook": "TRUE", "lua/facecloak/hook_mode": "low", **CHEAP}

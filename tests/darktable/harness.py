@@ -1,15 +1,28 @@
 """Running the real darktable (CLI and GUI under Xvfb) with facecloak's script, for the tests
 and the benchmark: a private configuration, engine server and temporary folder per run, so
-that nothing touches a user's darktable or facecloak server."""
+that nothing touches a user's darktable or facecloak server.
+
+Two darktables: the host's (4.2 on Debian 12, 5.0 on Debian 13) and, on a Debian 12 host,
+Debian 13's 5.0 from the root that ``.ci/setup.d/debian13-root.sh`` builds
+(``FACECLOAK_DEBIAN13_ROOT``, else ``FACECLOAK_GIMP3_ROOT``, default
+``/opt/facecloak-ci/gimp3-root``; GIMP 3's tests use the same root), entered with bubblewrap:
+the root is ``/``, and the checkout, the shared data, ``/tmp`` and the run's folders are bound
+at their own paths. darktable's Lua runs ``facecloak-client`` there with Debian 13's python3;
+the engine (this checkout's venv, built for the host) cannot run inside, so the harness starts
+the server on the host first and the client inside reaches it through the shared socket.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -27,16 +40,117 @@ CHEAP_OPTIONS = "--steps 1 --extra-steps 0 --samples 1"
 SECRETS = (b"Jane Photographer", b"secret-tag", b"private person", b"SN-4711-0815", b"Canon")
 SETUP_HINT = "install them with: sudo bash .ci/setup.d/darktable.sh"
 STUCK_AT_START = -1000  # run_bounded's exit status for a run that never got going
+SHARED = PROJECT_ROOT.parent / "shared"
+DEBIAN13_ROOT = Path(
+    os.environ.get("FACECLOAK_DEBIAN13_ROOT")
+    or os.environ.get("FACECLOAK_GIMP3_ROOT")
+    or "/opt/facecloak-ci/gimp3-root"
+)
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# host variables that would point Debian 13's programs at the host's libraries or Python
+HOST_ONLY = ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP",
+             "VIRTUAL_ENV", "XAUTHORITY")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Install:
+    """Where darktable comes from: the host (``root`` None), or a Debian root entered with
+    bubblewrap."""
+
+    name: str
+    root: Path | None = None
+
+    def missing(self, *programs: str) -> str | None:
+        """Why ``programs`` cannot run here (with how to install them), or None."""
+        if self.root is None:
+            absent = [name for name in programs if shutil.which(name) is None]
+            return f"{', '.join(absent)} not installed; {SETUP_HINT}" if absent else None
+        hint = "run as root: bash .ci/setup.d/darktable.sh (builds it with mmdebstrap)"
+        if shutil.which("bwrap") is None:
+            return f"bwrap (bubblewrap) not installed, needed to enter {self.root}; {hint}"
+        absent = [name for name in programs if not (self.root / "usr" / "bin" / name).exists()]
+        if absent:
+            return f"{', '.join(absent)} not in the Debian 13 root {self.root}; {hint}"
+        return None
+
+    @functools.cached_property
+    def version_text(self) -> str:
+        """What ``darktable-cli --version`` says first ("darktable 5.0.1")."""
+        done = subprocess.run(
+            [*self.wrap([]), "darktable-cli", "--version"], capture_output=True, text=True,
+            timeout=120, env=self.env(without_venv_libraries(dict(os.environ))),
+        )  # fmt: skip
+        return (done.stdout + done.stderr).strip().splitlines()[0]
+
+    @property
+    def version(self) -> str:
+        """darktable's version number, e.g. ``5.0.1``."""
+        match = re.search(r"\b(\d+\.\d+(?:\.\d+)?)", self.version_text)
+        assert match, f"no version in {self.version_text!r}"
+        return match.group(1)
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` for a program run in this darktable's system."""
+        if self.root is None:
+            return env
+        env = {k: v for k, v in env.items() if k not in HOST_ONLY}
+        env["PATH"] = ROOT_PATH
+        return env
+
+    def wrap(self, paths: list[Path]) -> list[str]:
+        """The prefix that runs a command here, with ``paths`` (and their subfolders) shared
+        at the same place (the nearest existing folder above each one that does not exist)."""
+        if self.root is None:
+            return []
+        command = ["bwrap", "--bind", str(self.root), "/", "--proc", "/proc", "--dev", "/dev",
+                   "--die-with-parent"]  # fmt: skip
+        shared: list[Path] = []
+        for path in sorted({Path(tempfile.gettempdir()), Path("/tmp"), *map(Path, paths)}):
+            path = path.resolve()
+            while not path.exists():
+                path = path.parent
+            if path.is_file():
+                path = path.parent
+            if not any(path.is_relative_to(done) for done in shared):
+                shared.append(path)
+                command += ["--bind", str(path), str(path)]
+        for path in (PROJECT_ROOT, SHARED):
+            if path.exists() and not any(path.is_relative_to(done) for done in shared):
+                command += ["--ro-bind", str(path), str(path)]
+        return command
+
+
+def without_venv_libraries(env: dict[str, str]) -> dict[str, str]:
+    """importing cv2 (the face detector) points LD_LIBRARY_PATH into the venv: darktable
+    would load those libraries and hang at start-up."""
+    kept = [p for p in env.pop("LD_LIBRARY_PATH", "").split(":") if p and sys.prefix not in p]
+    if kept:
+        env["LD_LIBRARY_PATH"] = ":".join(kept)
+    return env
+
+
+HOST = Install("host")
+DEBIAN13 = Install("debian13-root", DEBIAN13_ROOT)
+INSTALLS = {install.name: install for install in (HOST, DEBIAN13)}
 
 
 def require_programs(*names: str) -> None:
     """Skip LOUDLY when a program the test drives is not installed (CI installs them)."""
+    require_install(HOST, *names, stacklevel=3)
+
+
+def require_install(install: Install, *programs: str, stacklevel: int = 2) -> None:
+    """Skip LOUDLY when ``install`` lacks a program the test drives (CI installs them)."""
     import pytest
 
-    missing = [name for name in names if shutil.which(name) is None]
-    if missing:
-        message = f"SKIPPED: {', '.join(missing)} not installed; {SETUP_HINT}"
-        warnings.warn(message, stacklevel=2)
+    reason = install.missing(*programs)
+    if reason:
+        message = f"SKIPPED ({install.name} darktable): {reason}"
+        warnings.warn(message, stacklevel=stacklevel + 1)
         pytest.skip(message)
 
 
@@ -50,6 +164,7 @@ class Darktable:
     conf: dict[str, str] = field(default_factory=dict)
     # where the engine server's socket and logs live; share it to keep one server warm
     server_home: Path | None = None
+    install: Install = HOST
 
     def __post_init__(self) -> None:
         self.configdir = self.root / "config"
@@ -66,12 +181,7 @@ class Darktable:
         self.conf = {"write_sidecar_files": "never", **self.conf}
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        # importing cv2 (the face detector) points LD_LIBRARY_PATH into the venv: darktable
-        # would load those libraries and hang at start-up
-        kept = [p for p in env.pop("LD_LIBRARY_PATH", "").split(":") if p and sys.prefix not in p]
-        if kept:
-            env["LD_LIBRARY_PATH"] = ":".join(kept)
+        env = without_venv_libraries(dict(os.environ))
         env.update(
             HOME=str(self.root / "home"),
             XDG_RUNTIME_DIR=str(self.server_home / "run"),
@@ -97,7 +207,25 @@ class Darktable:
         """darktable-cli over a file or folder with the script loaded (the CLI reads no luarc)."""
         command = ["darktable-cli", str(source), pattern, "--core", *self.core_args(conf)]
         command += ["--luacmd", luacmd]
-        return run_bounded(command, self.env(), timeout)
+        cloaks = {**self.conf, **conf}.get("lua/facecloak/hook") == "TRUE"
+        return self._run(command, self.env(), timeout, [source, Path(pattern)], engine=cloaks)
+
+    def _run(self, command: list[str], env: dict[str, str], timeout: int, paths: list[Path],
+             engine: bool = True, **bounded):  # fmt: skip
+        """``command`` in this darktable's system (and, when it will cloak, the engine started
+        on the host first, where the engine cannot start from inside)."""
+        if self.install.root is not None and engine:
+            self.start_server_on_host()
+        prefix = self.install.wrap([self.root, self.server_home, *paths])
+        return run_bounded([*prefix, *command], self.install.env(env), timeout, **bounded)
+
+    def start_server_on_host(self) -> None:
+        """Start the engine server (when the engine's Python exists) from outside the root."""
+        if not os.access(self.engine_python, os.X_OK):
+            return  # the engine-down tests: the client inside must find no server
+        done = subprocess.run([str(CLIENT), "start"], env=self.env(), capture_output=True,
+                              text=True, timeout=180)  # fmt: skip
+        assert done.returncode == 0, f"the engine server did not start: {done.stdout}{done.stderr}"
 
     def gui_export(
         self, photos: list[Path], conf: dict[str, str], shot: Path | None = None, timeout=300
@@ -109,7 +237,11 @@ class Darktable:
         env = self.env()
         env["FACECLOAK_TEST_INPUTS"] = str(inputs)
         env["FACECLOAK_TEST_TIMEOUT"] = str(timeout - 30)
-        if shot is not None:
+        if shot is not None and self.install.root is not None:  # no Pillow inside: ImageMagick
+            env["FACECLOAK_TEST_SHOT"] = subprocess.list2cmdline(
+                ["import", "-window", "root", "-crop", "1600x1000+0+0", "+repage", str(shot)]
+            )
+        elif shot is not None:
             grab = (
                 "import os, sys; from PIL import ImageGrab; "
                 "ImageGrab.grab(xdisplay=os.environ['DISPLAY']).crop((0, 0, 1600, 1000))"
@@ -131,11 +263,12 @@ class Darktable:
         command += [*self.core_args({**ui, **conf}), "--luacmd", 'require "gui_driver"']
         if os.environ.get("FACECLOAK_TEST_DT_DEBUG"):  # darktable's own Lua messages
             command += ["-d", "lua"]
-        run = run_bounded(command, env, timeout, started="gui_driver: imported", start_limit=120)
+        paths = [*photos, *([shot] if shot else [])]
+        bounded = {"started": "gui_driver: imported", "start_limit": 120}
+        run = self._run(command, env, timeout, paths, **bounded)
         if run.returncode == STUCK_AT_START:  # darktable's start-up race: say so, try once more
             print("WARNING: darktable hung at start-up (GUI call from Lua); retrying once")
-            run = run_bounded(command, env, timeout, started="gui_driver: imported",
-                              start_limit=120)  # fmt: skip
+            run = self._run(command, env, timeout, paths, **bounded)
         return run
 
     def stop_server(self) -> None:

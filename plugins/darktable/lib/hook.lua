@@ -63,6 +63,7 @@ function hook.on_export(event, image, filename, format, storage)
     client = client.words, env = client.env, options = client.options,
     mode = current.hook_mode, scrub = current.hook_scrub, drop_output_on_failure = true,
   }, run_command)
+  runner.tidy()
   if ok then
     report.done(name, filename)
   else -- the job deletes the export itself; this covers a job that was killed midway

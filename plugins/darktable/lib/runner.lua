@@ -66,7 +66,9 @@ function runner.command(job)
   if job.remove_input then
     cleanup[#cleanup + 1] = "rm -f " .. util.quote(job.input)
   end
-  return "{ " .. table.concat(steps, " && ") .. "; } >" .. util.quote(job.log)
+  -- the private folder may have been tidied away since the job was planned
+  return "mkdir -p " .. util.quote(util.dirname(job.log)) .. "; "
+    .. "{ " .. table.concat(steps, " && ") .. "; } >" .. util.quote(job.log)
     .. " 2>&1 </dev/null; rc=$?; " .. table.concat(cleanup, "; ")
     .. "; echo $rc >" .. util.quote(job.done)
 end
@@ -93,11 +95,19 @@ function runner.result(job)
   local code = tonumber(done:match("%d+"))
   local message = util.last_line(util.read_all(job.log))
   os.remove(job.done)
+  os.remove(job.log) -- its last line is all the report needs
   if code == 0 then
-    os.remove(job.log)
     return true
   end
   return false, message or ("exit code " .. code)
+end
+
+--- Remove the private folder once no job uses it (os.remove only removes an empty folder),
+--  so no export leaves anything behind in darktable's temporary folder.
+function runner.tidy()
+  if work_dir ~= nil and os.remove(work_dir) then
+    work_dir = nil
+  end
 end
 
 return runner

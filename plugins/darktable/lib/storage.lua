@@ -125,6 +125,7 @@ local function finalize(_storage, _image_table, extra)
     dt.control.sleep(POLL_MS)
   end
   report.summary(extra.done, extra.failed)
+  runner.tidy()
   if extra.job then
     extra.job.valid = false
   end
