@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from facecloak_bridge import Settings, paths
+from facecloak_bridge import Client, Settings, paths
 
 from tests.test_server_support import BRIDGES, make_settings, wait_gone
 
@@ -77,6 +77,21 @@ def test_bridge_is_python_38_syntax_and_standard_library_only():
                 ), f"{path.name} imports {name}"
 
 
+# Pixels both ways (shared memory, then the socket) from a plug-in's Python, without numpy.
+_PIXELS_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from facecloak_bridge import Client
+width, height = 40, 30
+pixels = bytes((x * 5 + y * 3 + c * 60) % 256 for y in range(height) for x in range(width)
+               for c in range(3))
+for shared in (True, False):
+    client = Client(shared_memory=shared)
+    result = client.cloak_pixels(pixels, width, height, 3, options={"steps": 1, "samples": 1})
+    print(client.last_transfer, type(result.pixels).__name__, bytes(result.pixels) == pixels)
+"""
+
+
 def test_the_client_runs_on_python_38_and_the_system_python(tmp_path):
     pythons = [p for p in (_python38(), SYSTEM_PYTHON) if p and os.path.exists(p)]
     if not pythons:
@@ -98,6 +113,11 @@ def test_the_client_runs_on_python_38_and_the_system_python(tmp_path):
                 out = tmp_path / f"{Path(python).name}.png"
                 done = _run(python, ["scrub", str(source), str(out)], env)
                 assert done.returncode == 0 and out.exists(), done.stderr
+            command = [python, "-I", "-c", _PIXELS_SCRIPT, str(BRIDGES)]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
+                                  check=False)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.split() == ["shm", "mmap", "True", "frames", "bytearray", "True"]
             assert _run(python, ["stop"], env).stdout.strip() == "stopped"
             assert wait_gone(str(base / "facecloak" / paths.SOCKET_NAME))
     finally:
@@ -177,7 +197,9 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
 def test_settings_come_from_xdg_folders_and_the_config_file(tmp_path):
     config = tmp_path / "facecloak" / "bridge.conf"
     config.parent.mkdir()
-    config.write_text("[engine]\npython = /opt/engine/bin/python\nidle_timeout = 30\n")
+    config.write_text(
+        "[engine]\npython = /opt/engine/bin/python\nidle_timeout = 30\nshared_memory = no\n"
+    )
     env = {"XDG_RUNTIME_DIR": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
            "XDG_STATE_HOME": str(tmp_path / "state")}  # fmt: skip
     settings = Settings.from_environ(env)
@@ -185,5 +207,7 @@ def test_settings_come_from_xdg_folders_and_the_config_file(tmp_path):
     assert settings.state_dir == str(tmp_path / "state" / "facecloak")
     assert settings.config_python == "/opt/engine/bin/python"
     assert settings.serve_args == ["--idle-timeout", "30.0"]
+    assert not settings.shared_memory and not Client(settings).shared_memory
+    assert Settings.from_environ({"XDG_CONFIG_HOME": str(tmp_path / "none")}).shared_memory
     fallback = paths.runtime_dir({"XDG_RUNTIME_DIR": "relative/path"})
     assert fallback.endswith(f"facecloak-{os.getuid()}") and os.path.isabs(fallback)

@@ -7,6 +7,7 @@ module; the tests that kill it let the bridge start the next one.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -79,31 +80,45 @@ def test_cloak_by_path_and_by_pixels_equals_the_command_line(server, face_photo,
 
     source = load_image(face_photo).pixels
     height, width, channels = source.shape
-    result = server.client.cloak_pixels(
-        source.tobytes(), width, height, channels, mode="low", seed=7, options=CHEAP
-    )
-    assert result.report["faces_cloaked"] == 1
-    assert (result.width, result.height, result.channels, result.stride) == (
-        width, height, channels, width * channels,
-    )  # fmt: skip
-    cloaked = np.frombuffer(result.pixels, np.uint8).reshape(source.shape)
-    assert np.array_equal(cloaked, load_image(by_cli).pixels), "pixels equal the CLI's output"
-    assert not np.array_equal(cloaked, source)
+    # Pixels through shared memory (the default here) and through the socket (the fallback).
+    for client, transfer in ((server.client, "shm"), (_frames_client(server), "frames")):
+        result = client.cloak_pixels(
+            source.tobytes(), width, height, channels, mode="low", seed=7, options=CHEAP
+        )
+        assert client.last_transfer == transfer
+        assert result.report["faces_cloaked"] == 1
+        assert (result.width, result.height, result.channels, result.stride) == (
+            width, height, channels, width * channels,
+        )  # fmt: skip
+        cloaked = np.frombuffer(result.pixels, np.uint8).reshape(source.shape)
+        assert np.array_equal(cloaked, load_image(by_cli).pixels), f"{transfer}: CLI's pixels"
+        assert not np.array_equal(cloaked, source)
 
 
-def test_pixel_layouts_rgba_padded_rows_and_16_bit_come_back_intact(server):
-    client = server.client
+def _frames_client(server: RunningServer) -> Client:
+    """A client that never uses shared memory: pixels go through the socket as payloads."""
+    return Client(server.settings, autostart=False, shared_memory=False)
+
+
+@pytest.mark.parametrize("transfer", ["shm", "frames"])
+def test_pixel_layouts_rgba_padded_rows_and_16_bit_come_back_intact(server, transfer):
+    client = server.client if transfer == "shm" else _frames_client(server)
     rgba = _no_face_pixels(50, 70, 4, seed=1)
     stride = 70 * 4 + 24  # GIMP-style padded rows
     padded = np.zeros((50, stride), np.uint8)
     padded[:, : 70 * 4] = rgba.reshape(50, -1)
-    result = client.cloak_pixels(padded.tobytes(), 70, 50, 4, 8, stride, options=CHEAP)
+    result = client.cloak_pixels(padded, 70, 50, 4, 8, stride, options=CHEAP)
+    assert client.last_transfer == transfer
     assert result.stride == 280 and result.report["faces_found"] == 0
     assert bytes(result.pixels) == rgba.tobytes(), "no face: pixels and alpha unchanged"
 
     deep = _no_face_pixels(40, 30, 3, np.uint16, seed=2)
     result = client.cloak_pixels(deep.tobytes(), 30, 40, 3, 16, options=CHEAP)
     assert result.bit_depth == 16 and bytes(result.pixels) == deep.tobytes()
+    if transfer == "shm":
+        view = np.frombuffer(result.pixels, np.uint16)  # a private copy-on-write mapping
+        view[0] = 1  # the caller may write into it, as into a bytearray
+        assert view[0] == 1
 
 
 def test_scrub_through_the_server_equals_scrub_file(server, tmp_path):
@@ -256,6 +271,177 @@ def test_oversized_payloads_are_refused_before_they_are_read(server):
     assert error_code(raw_exchange(server.socket_path, raw=giant_header)) == "bad_frame"
     assert rss_kib(pid) - before < 64 * 1024, "the refused payloads were never allocated"
     assert server.pid() == pid
+
+
+# ------------------------------------------------------------------------ shared memory
+
+
+def _sealed_memfd(data: bytes, seals: int | None = None) -> int:
+    fd = os.memfd_create("test-pixels", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    os.write(fd, data)
+    all_seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+    if seals != 0:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, all_seals if seals is None else seals)
+    return fd
+
+
+def _fd_exchange(
+    socket_path: str, header: dict, fds: list[int], payload: bytes | None = None
+) -> list[dict]:
+    """One frame carrying ``fds``; every reply header until a result, an error or a close.
+
+    Descriptors that come back (a shm result) are closed.
+    """
+    replies: list[dict] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(60)
+        sock.connect(socket_path)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            wire.send_frame(sock, header, payload, fds)
+        while True:
+            back: list[int] = []
+            try:
+                reply, size = wire.read_header(sock, back)
+                if size:
+                    wire.read_payload(sock, size)
+            except (wire.FrameError, ConnectionResetError):
+                return replies
+            finally:
+                reply_fds = len(back)
+                wire.close_fds(back)
+            replies.append({**reply, "fds": reply_fds, "payload": size})
+            if reply.get("type") in ("result", "error"):
+                return replies
+
+
+def _server_fds(pid: int) -> list[str]:
+    fd_dir = f"/proc/{pid}/fd"
+    targets = []
+    for name in os.listdir(fd_dir):
+        with contextlib.suppress(OSError):
+            targets.append(os.readlink(f"{fd_dir}/{name}"))
+    return sorted(targets)
+
+
+def _settled_fds(pid: int, at_most: int | None = None, timeout: float = 15.0) -> list[str]:
+    """The server's descriptors once its connections have wound down (closing is async)."""
+    deadline = time.monotonic() + timeout
+    last = _server_fds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = _server_fds(pid)
+        if now == last and (at_most is None or len(now) <= at_most):
+            return now
+        last = now
+    return last
+
+
+def test_lying_shared_memory_clients_get_errors_and_no_descriptor_is_kept(server, tmp_path):
+    pid = server.pid()
+    before = _settled_fds(pid)
+    two_by_two = _req("cloak_pixels", width=2, height=2, channels=3, bit_depth=8, stride=6,
+                      options=CHEAP, shm={"input": True, "output": True})  # fmt: skip
+    on_disk = tmp_path / "pixels.raw"
+    on_disk.write_bytes(b"\0" * 12)
+    reader, writer = os.pipe()
+    left, right = socket.socketpair()
+    good = _sealed_memfd(b"\1" * 12)
+    opened = [reader, writer, left.detach(), right.detach(), good]
+    try:
+
+        def fresh(data: bytes = b"\1" * 12, seals: int | None = None) -> int:
+            opened.append(_sealed_memfd(data, seals))
+            return opened[-1]
+
+        def opened_fd(path: str | Path, flags: int = os.O_RDONLY) -> int:
+            opened.append(os.open(path, flags))
+            return opened[-1]
+
+        no_shm = {k: v for k, v in two_by_two.items() if k != "shm"}
+        huge = {**two_by_two, "width": 12000, "height": 10000, "stride": 36000}
+        over_bytes = {**two_by_two, "width": 1000, "height": 100_000, "stride": 3000 + 65536}
+        cases = {
+            "smaller than declared": (two_by_two, [fresh(b"\1" * 11)], None, "bad_request"),
+            "larger than declared": (two_by_two, [fresh(b"\1" * 13)], None, "bad_request"),
+            "not sealed": (two_by_two, [fresh(seals=0)], None, "bad_request"),
+            "only shrinking sealed": (two_by_two, [fresh(seals=fcntl.F_SEAL_SHRINK)], None,
+                                      "bad_request"),
+            "a file on disk": (two_by_two, [opened_fd(on_disk)], None, "bad_request"),
+            "write-only": (two_by_two, [opened_fd(f"/proc/self/fd/{good}", os.O_WRONLY)], None,
+                           "bad_request"),
+            "a pipe": (two_by_two, [reader], None, "bad_request"),
+            "a socket": (two_by_two, [opened[2]], None, "bad_request"),
+            "a folder": (two_by_two, [opened_fd(tmp_path)], None, "bad_request"),
+            "a device": (two_by_two, [opened_fd("/dev/null")], None, "bad_request"),
+            "two descriptors": (two_by_two, [good, fresh()], None, "bad_request"),
+            "more than a frame takes": (two_by_two, [good] * 9, None, "bad_frame"),
+            "no shm field": (no_shm, [good], None, "bad_request"),
+            "no shm field, payload": (no_shm, [good], b"\1" * 12, "bad_request"),
+            "shm and a payload": (two_by_two, [good], b"\1" * 12, "bad_request"),
+            "shm without a descriptor": (two_by_two, [], None, "bad_request"),
+            "unknown shm field": ({**two_by_two, "shm": {"input": True, "turbo": 1}}, [good],
+                                  None, "bad_request"),
+            "too many pixels": (huge, [good], None, "too_large"),
+            "too many bytes": (over_bytes, [good], None, "too_large"),
+            "health with a descriptor": (_req("health"), [good], None, "bad_request"),
+        }  # fmt: skip
+        messages = {}
+        for name, (header, fds, payload, code) in cases.items():
+            replies = _fd_exchange(server.socket_path, header, fds, payload)
+            assert error_code(replies) == code, (name, replies)
+            messages[name] = replies[-1]["error"]["message"]
+            assert "\n" not in messages[name]
+        assert "holds 11 bytes; stride x height is 12" in messages["smaller than declared"]
+        assert "is a pipe" in messages["a pipe"] and "is a socket" in messages["a socket"]
+        assert "is a folder" in messages["a folder"] and "not sealed" in messages["not sealed"]
+
+        # The server is still up, and an honest request is served, its result in a memory file.
+        replies = _fd_exchange(server.socket_path, two_by_two, [good])
+        assert replies[-1]["type"] == "result" and replies[-1]["shm"] is True, replies
+        assert replies[-1]["fds"] == 1 and replies[-1]["payload"] == 0
+        assert replies[-1]["stride"] == 6
+        # Each way on its own: shm input with the result as payload, and the other way round.
+        only_input = {**two_by_two, "shm": {"input": True}}
+        result = _fd_exchange(server.socket_path, only_input, [good])[-1]
+        assert result["type"] == "result" and "shm" not in result
+        assert (result["fds"], result["payload"]) == (0, 12)
+        only_output = {**two_by_two, "shm": {"output": True}}
+        result = _fd_exchange(server.socket_path, only_output, [], b"\1" * 12)[-1]
+        assert result["type"] == "result" and result["shm"] is True
+        assert (result["fds"], result["payload"]) == (1, 0)
+    finally:
+        for fd in opened:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    after = _settled_fds(pid, at_most=len(before))
+    assert after == before, "every descriptor sent was closed, none was kept"
+    assert not [line for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+                if "memfd:" in line], "no memory file is still mapped"  # fmt: skip
+    health = server.client.health()
+    assert health["pid"] == pid and health["payload_bytes"] == 0
+
+
+def test_shared_memory_jobs_release_their_mappings_and_descriptors(server):
+    pid = server.pid()
+    before = _settled_fds(pid)
+    pixels = np.ascontiguousarray(_no_face_pixels(300, 400, 4, seed=5))
+    client = Client(server.settings, autostart=False)
+    for _ in range(3):
+        result = client.cloak_pixels(pixels, 400, 300, 4, options=CHEAP)
+        assert client.last_transfer == "shm" and bytes(result.pixels) == pixels.tobytes()
+    # Clients that leave as soon as they have sent: each job's mapping goes with the job.
+    header = _req("cloak_pixels", width=400, height=300, channels=4, bit_depth=8, stride=1600,
+                  options=CHEAP, shm={"input": True, "output": True})  # fmt: skip
+    for _ in range(3):
+        memfd = _sealed_memfd(pixels.tobytes())
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(server.socket_path)
+            wire.send_frame(sock, header, None, [memfd])
+        os.close(memfd)
+    assert _settled_fds(pid, at_most=len(before)) == before
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert "memfd:" not in maps, "no input or result mapping is left behind"
+    assert server.client.health()["payload_bytes"] == 0
 
 
 # ------------------------------------------------------------------------ who may connect
@@ -479,6 +665,14 @@ def test_idle_timeout_and_the_tcp_listener_with_its_token():
                 wire.send_frame(sock, header)
                 reply, _ = wire.read_header(sock)
             assert error_code([reply]) == expected
+            if expected is None:  # no descriptors over TCP: no shm, and a clear refusal
+                assert "shm" not in reply["features"]
+        with socket.create_connection((info["host"], info["port"]), timeout=10) as sock:
+            header = _req("cloak_pixels", width=2, height=2, channels=3, bit_depth=8, stride=6,
+                          token=info["token"], shm={"input": True})  # fmt: skip
+            wire.send_frame(sock, header)
+            reply, _ = wire.read_header(sock)
+        assert error_code([reply]) == "bad_request" and "Unix socket" in reply["error"]["message"]
         assert wait_gone(running.socket_path, timeout=20), "exits by itself once idle"
         assert not token_file.exists()
         assert "idle for 1.5 s" in running.log_path.read_text()

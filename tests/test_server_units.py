@@ -83,6 +83,60 @@ def test_wire_round_trip_and_bad_frames():
             wire.read_header(right)
 
 
+def test_wire_carries_file_descriptors_and_refuses_too_many():
+    left, right = socket.socketpair()
+    reader, writer = os.pipe()
+    try:
+        wire.send_frame(left, {"op": "x"}, b"abc", [writer])
+        fds: list[int] = []
+        header, size = wire.read_header(right, fds)
+        assert header == {"op": "x"} and wire.read_payload(right, size) == b"abc"
+        assert len(fds) == 1 and fds[0] != writer
+        os.write(fds[0], b"!")  # the same pipe, through another descriptor
+        assert os.read(reader, 1) == b"!"
+        wire.close_fds(fds)
+        assert fds == []
+        wire.send_frame(left, {"op": "y"}, None, [writer] * (wire.MAX_FDS + 1))
+        with pytest.raises(wire.FrameError, match="too many file descriptors"):
+            wire.read_header(right, fds)
+        assert len(fds) == wire.MAX_FDS  # received, so the caller can close them
+        wire.close_fds(fds)
+        left.close()  # that frame's header is unread: the connection is unusable now
+        right.close()
+        left, right = socket.socketpair()
+        wire.send_frame(left, {"op": "z"}, None, [writer])
+        assert wire.read_header(right) == ({"op": "z"}, 0)  # not asked for: the kernel closes it
+    finally:
+        for fd in (reader, writer):
+            os.close(fd)
+        left.close()
+        right.close()
+
+
+def test_shm_field_is_checked_like_a_payload():
+    header = {"v": 1, "op": "cloak_pixels", "width": 2, "height": 2, "channels": 3,
+              "bit_depth": 8, "stride": 6, "shm": {"input": True, "output": True}}  # fmt: skip
+    request = parse_request(header, 0, Limits(), fds=1, can_pass_fds=True)
+    assert request.payload_size == 12 and request.args["shm_input"] and request.args["shm_output"]
+    refused = {
+        "over TCP": (header, 0, 1, False),
+        "no descriptor": (header, 0, 0, True),
+        "two descriptors": (header, 0, 2, True),
+        "and a payload": (header, 12, 1, True),
+        "unknown shm field": ({**header, "shm": {"input": True, "zero_copy": True}}, 0, 1, True),
+        "shm not an object": ({**header, "shm": True}, 0, 1, True),
+        "descriptor without shm": ({k: v for k, v in header.items() if k != "shm"}, 12, 1, True),
+        "descriptor with health": ({"v": 1, "op": "health"}, 0, 1, True),
+    }
+    for name, (fields, size, fds, unix) in refused.items():
+        with pytest.raises(RequestError) as caught:
+            parse_request(fields, size, Limits(), fds=fds, can_pass_fds=unix)
+        assert caught.value.code == "bad_request", name
+    with pytest.raises(RequestError) as caught:
+        parse_request(header, 0, Limits(max_payload_bytes=11), fds=1, can_pass_fds=True)
+    assert caught.value.code == "too_large"
+
+
 def test_cloak_options_mean_what_the_command_line_options_mean():
     options = cloak_options({"mode": "low", "steps": 3, "max_change": 6, "seed": 4})
     args = argparse.Namespace(mode="low", dssim=None, max_change=6.0, steps=3, samples=None,

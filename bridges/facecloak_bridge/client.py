@@ -1,9 +1,10 @@
 """The client that plug-ins and ``facecloak-client`` use to reach the local engine server.
 
 One request per connection: the client sends it, the server answers ``accepted`` (with a job
-id), then ``progress`` frames, then one ``result`` or ``error``. Pixels go both ways as raw
-payload bytes. If no server answers, one is started; if it dies mid-request, it is started
-again and the request retried once.
+id), then ``progress`` frames, then one ``result`` or ``error``. Pixels go both ways as sealed
+memory files passed over the socket (``shm``) when this system and the server can, otherwise
+as raw payload bytes. If no server answers, one is started; if it dies mid-request, it is
+started again and the request retried once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from facecloak_bridge import wire
+from facecloak_bridge import shm, wire
 from facecloak_bridge.errors import (
     BridgeError,
     Cancelled,
@@ -33,9 +34,15 @@ CancelCheck = Callable[[], bool]
 
 @dataclass
 class PixelResult:
-    """Cloaked pixels in the layout they were sent in, but with rows packed (``stride``)."""
+    """Cloaked pixels in the layout they were sent in, but with rows packed (``stride``).
 
-    pixels: bytearray
+    ``pixels`` is a writable bytes-like buffer: a ``bytearray`` when the pixels came through
+    the socket, an ``mmap.mmap`` (a private, copy-on-write mapping of the server's memory file)
+    when they came through shared memory. Both work with ``bytes()``, ``len()``, slicing,
+    ``memoryview`` and ``numpy.frombuffer``.
+    """
+
+    pixels: Any
     width: int
     height: int
     channels: int
@@ -55,12 +62,22 @@ class _Lost(Exception):
 class Client:
     """Talks to the per-user server, starting it when needed (``autostart``)."""
 
-    def __init__(self, settings: Settings | None = None, autostart: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        autostart: bool = True,
+        shared_memory: bool = True,
+    ) -> None:
         self.settings = settings if settings is not None else Settings.from_environ()
         self.autostart = autostart
+        # Pixels through memory files when possible; False (or shared_memory = no in
+        # bridge.conf) always sends them through the socket.
+        self.shared_memory = shared_memory and self.settings.shared_memory
         self.server_pid: int | None = None  # of the server that accepted the last job
         self.last_job: str | None = None
         self.last_seconds: float | None = None  # server-side work time of the last result
+        self.last_transfer: str | None = None  # how the last pixels went: "shm" or "frames"
+        self._features: set[str] | None = None  # what the server can do (from its health)
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------------ requests
@@ -149,9 +166,12 @@ class Client:
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
     ) -> PixelResult:
-        """Cloak raw pixels (rows of ``stride`` bytes; 16-bit samples in native byte order)."""
+        """Cloak raw pixels (rows of ``stride`` bytes; 16-bit samples in native byte order).
+
+        ``pixels`` is any contiguous bytes-like object (bytes, bytearray, array, numpy).
+        """
         row = width * channels * (bit_depth // 8)
-        fields = {
+        fields: dict[str, Any] = {
             "op": "cloak_pixels",
             "width": width,
             "height": height,
@@ -160,7 +180,17 @@ class Client:
             "stride": row if stride is None else stride,
             "options": _options(mode, seed, options),
         }
-        reply, data = self._request(fields, pixels, progress=progress, cancel=cancel)
+        memfd = self._pixels_in_memory(pixels)
+        if memfd is None:
+            self.last_transfer = "frames"
+            reply, data = self._request(fields, pixels, progress=progress, cancel=cancel)
+        else:
+            self.last_transfer = "shm"
+            fields["shm"] = {"input": True, "output": True}
+            try:
+                reply, data = self._request(fields, fds=[memfd], progress=progress, cancel=cancel)
+            finally:
+                os.close(memfd)
         return PixelResult(
             pixels=data if data is not None else bytearray(),
             width=reply["width"],
@@ -173,6 +203,23 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _pixels_in_memory(self, pixels: Any) -> int | None:
+        """A sealed memory file with the pixels, or ``None``: send them through the socket.
+
+        Only when this system can pass memory files and the server says it takes them (asked
+        once per client); any failure to make the file just means the socket.
+        """
+        if not (self.shared_memory and shm.available()):
+            return None
+        if self._features is None:
+            self._features = set(self.health().get("features") or ())
+        if shm.FEATURE not in self._features:
+            return None
+        try:
+            return shm.memfd_from(pixels)
+        except OSError:
+            return None
+
     def _header(self, fields: dict[str, Any]) -> dict[str, Any]:
         header: dict[str, Any] = {"v": wire.PROTOCOL_VERSION, "id": next(self._ids)}
         header.update(fields)
@@ -183,10 +230,11 @@ class Client:
         fields: dict[str, Any],
         payload: Any = None,
         *,
+        fds: list[int] | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelCheck | None = None,
         retry: bool = True,
-    ) -> tuple[dict[str, Any], bytearray | None]:
+    ) -> tuple[dict[str, Any], Any]:
         header = self._header(fields)
         retries = 1 if retry and self.autostart else 0
         lost, again = "", ""
@@ -198,7 +246,7 @@ class Client:
                 time.sleep(0.05 * attempt)
             sock = self._connect()
             try:
-                return self._exchange(sock, header, payload, progress, cancel)
+                return self._exchange(sock, header, payload, progress, cancel, fds)
             except _Lost as error:
                 lost = str(error)
                 if error.accepted:
@@ -265,9 +313,10 @@ class Client:
         payload: Any,
         progress: ProgressCallback | None,
         cancel: CancelCheck | None,
-    ) -> tuple[dict[str, Any], bytearray | None]:
+        fds: list[int] | None = None,
+    ) -> tuple[dict[str, Any], Any]:
         try:
-            wire.send_frame(sock, header, payload)
+            wire.send_frame(sock, header, payload, fds or ())
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server may have refused the request early: its answer is still readable
         except socket.timeout:
@@ -309,10 +358,14 @@ class Client:
                 self.last_seconds = reply.get("seconds")
                 return reply, data
 
-    def _read_reply(self, sock: socket.socket) -> tuple[dict[str, Any], bytearray | None]:
+    def _read_reply(self, sock: socket.socket) -> tuple[dict[str, Any], Any]:
+        fds: list[int] = []  # a memory file comes with a shm result only; all are closed here
         try:
-            reply, size = wire.read_header(sock)
-            return reply, (wire.read_payload(sock, size) if size else None)
+            reply, size = wire.read_header(sock, fds)
+            data = wire.read_payload(sock, size) if size else None
+            if reply.get("type") == "result" and reply.get("shm") is True:
+                data = _map_result(reply, fds)
+            return reply, data
         except socket.timeout:
             raise EngineTimeout(
                 f"the engine gave no answer for {self.settings.reply_timeout:.0f} s; "
@@ -322,10 +375,24 @@ class Client:
             raise _Lost(str(error)) from None
         except (ConnectionResetError, BrokenPipeError) as error:
             raise _Lost(error.strerror or str(error)) from None
+        finally:
+            wire.close_fds(fds)
 
     def _send_cancel(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):  # the answer, or the lost connection, will tell
             wire.send_frame(sock, self._header({"op": "cancel"}))  # this connection's job
+
+
+def _map_result(reply: dict[str, Any], fds: list[int]) -> Any:
+    """The result pixels from the server's memory file, mapped copy-on-write (no copy made)."""
+    try:
+        stride, height = int(reply["stride"]), int(reply["height"])
+        if len(fds) != 1:
+            raise shm.ShmError(f"{len(fds)} file descriptors came with it, not one")
+        shm.check(fds[0], stride * height, "the result's memory file")
+        return shm.map_private(fds[0], stride * height)
+    except (KeyError, TypeError, ValueError, OSError, shm.ShmError) as error:
+        raise BridgeError(f"the engine's shared-memory result is unusable: {error}") from None
 
 
 def _options(mode: str, seed: int, extra: dict[str, Any] | None) -> dict[str, Any]:

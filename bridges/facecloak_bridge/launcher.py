@@ -39,6 +39,7 @@ class Settings:
     start_timeout: float = 60.0  # seconds for a new server to answer
     reply_timeout: float = 120.0  # seconds of silence from a busy server before giving up
     serve_args: list[str] = field(default_factory=list)  # extra ``facecloak serve`` options
+    shared_memory: bool = True  # pixels through memory files where possible (else the socket)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +69,10 @@ class Settings:
             raise EngineNotInstalled(
                 f"{config_path}: timeouts must be numbers of seconds"
             ) from None
+        shared = str(section.get("shared_memory", "yes")).strip().lower()
+        if shared not in ("yes", "no", "true", "false", "on", "off", "1", "0"):
+            raise EngineNotInstalled(f"{config_path}: shared_memory must be yes or no")
+        settings.shared_memory = shared in ("yes", "true", "on", "1")
         return settings
 
     @property

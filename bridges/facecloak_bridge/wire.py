@@ -2,15 +2,20 @@
 
 The server and the plug-ins' client both use this one module (standard library only, Python
 3.8+), so the two ends cannot drift apart. Pixels travel as raw bytes after the header, never
-as base64 inside JSON. The format is specified in docs/protocol.md.
+as base64 inside JSON. On the Unix socket a frame may also carry file descriptors (``SCM_RIGHTS``,
+sent with the frame's first bytes): the memory files of shared-memory pixels (``shm.py``). The
+format is specified in docs/protocol.md.
 """
 
 from __future__ import annotations
 
+import array
+import contextlib
 import json
+import os
 import socket
 import struct
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 PROTOCOL_VERSION = 1
 MAGIC = b"FCLK"
@@ -18,6 +23,13 @@ MAGIC = b"FCLK"
 PREFIX = struct.Struct(">4sIQ")
 MAX_HEADER_BYTES = 64 * 1024
 _CHUNK = 4 << 20
+# File descriptors taken with one frame: more than a request may carry (one), so that a few
+# extra are seen and refused; beyond this many the kernel closes them and the frame is refused.
+MAX_FDS = 4
+_FD_ROOM = (
+    socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize) if hasattr(socket, "CMSG_SPACE") else 0
+)
+_CLOEXEC = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 
 Header = Dict[str, Any]
 
@@ -34,15 +46,34 @@ class PeerClosed(FrameError):
         self.clean = clean
 
 
-def send_frame(sock: socket.socket, header: Header, payload: Any = None) -> None:
-    """Send one frame; ``payload`` is any contiguous bytes-like object (bytes, array, numpy)."""
+def send_frame(
+    sock: socket.socket, header: Header, payload: Any = None, fds: Sequence[int] = ()
+) -> None:
+    """Send one frame; ``payload`` is any contiguous bytes-like object (bytes, array, numpy).
+
+    ``fds`` (Unix sockets only) go with the frame's first bytes; the caller still owns them.
+    """
     body = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"frame header too large ({len(body)} bytes)")
     size = 0 if payload is None else memoryview(payload).nbytes
-    sock.sendall(PREFIX.pack(MAGIC, len(body), size) + body)
+    head = PREFIX.pack(MAGIC, len(body), size) + body
+    if fds:
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        sent = sock.sendmsg([head], rights)
+        if sent < len(head):
+            sock.sendall(head[sent:])
+    else:
+        sock.sendall(head)
     if size:
         sock.sendall(payload)
+
+
+def close_fds(fds: list[int]) -> None:
+    """Close every descriptor in ``fds`` and empty the list."""
+    while fds:
+        with contextlib.suppress(OSError):
+            os.close(fds.pop())
 
 
 def recv_exact_into(sock: socket.socket, view: memoryview) -> None:
@@ -55,14 +86,30 @@ def recv_exact_into(sock: socket.socket, view: memoryview) -> None:
         got += count
 
 
-def read_header(sock: socket.socket) -> tuple[Header, int]:
+def _recv_prefix(sock: socket.socket, prefix: bytearray, fds: list[int] | None) -> int:
+    """The first bytes of a frame, and with them the descriptors it carries (into ``fds``)."""
+    if fds is None or not _FD_ROOM:
+        return sock.recv_into(prefix, len(prefix))  # the kernel closes any descriptors sent
+    count, ancillary, flags, _ = sock.recvmsg_into([prefix], _FD_ROOM, _CLOEXEC)
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            whole = len(data) - len(data) % array.array("i").itemsize
+            fds.extend(array.array("i", data[:whole]))
+    if flags & getattr(socket, "MSG_CTRUNC", 0):
+        raise FrameError(f"too many file descriptors with one frame (at most {MAX_FDS})")
+    return count
+
+
+def read_header(sock: socket.socket, fds: list[int] | None = None) -> tuple[Header, int]:
     """Read a frame's prefix and header; returns the header and the payload length still unread.
 
     The payload is left on the socket so that the reader can check the header (and refuse an
-    oversized payload) before allocating anything for it.
+    oversized payload) before allocating anything for it. With ``fds`` (a list), descriptors
+    that came with the frame are appended to it, also when this raises: the caller closes them
+    (:func:`close_fds`). Without it, the kernel closes any that came.
     """
     prefix = bytearray(PREFIX.size)
-    first = sock.recv_into(prefix, PREFIX.size)
+    first = _recv_prefix(sock, prefix, fds)
     if first == 0:
         raise PeerClosed("the connection closed", clean=True)
     recv_exact_into(sock, memoryview(prefix)[first:])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facecloak_bridge import paths, wire
+from facecloak_bridge import paths, shm, wire
 
 from facecloak import __version__
 from facecloak.server import handlers
@@ -81,6 +81,7 @@ class Server:
             "server": "facecloak",
             "version": __version__,
             "protocol": wire.PROTOCOL_VERSION,
+            "features": [shm.FEATURE] if shm.available() else [],  # what protocol 1 may use
             "pid": self.pid,
             "engine": self.host.state,
             "models": self.config.models,

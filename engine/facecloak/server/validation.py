@@ -222,9 +222,22 @@ def _scrub_file(header: dict[str, Any], limits: Limits) -> dict[str, Any]:
     }
 
 
-def _cloak_pixels(header: dict[str, Any], limits: Limits, size: int) -> dict[str, Any]:
+def _shm(value: Any) -> tuple[bool, bool]:
+    """The ``shm`` field: which way the pixels go through a memory file instead of the payload."""
+    if not isinstance(value, dict):
+        raise _fail('shm must be an object such as {"input": true, "output": true}')
+    unknown = set(value) - {"input", "output"}
+    if unknown:
+        raise _fail(f"unknown shm field(s): {', '.join(sorted(unknown))}")
+    shm_input = _bool("shm input", value.get("input", False))
+    return shm_input, _bool("shm output", value.get("output", False))
+
+
+def _cloak_pixels(
+    header: dict[str, Any], limits: Limits, size: int, fds: int, can_pass_fds: bool
+) -> dict[str, Any]:
     names = {"width", "height", "channels", "bit_depth", "stride"}
-    _fields(header, names | {"options"}, names)
+    _fields(header, names | {"options", "shm"}, names)
     width = _int("width", header["width"], 1, 1 << 20)
     height = _int("height", header["height"], 1, 1 << 20)
     channels = _int("channels", header["channels"], 3, 4)
@@ -238,7 +251,23 @@ def _cloak_pixels(header: dict[str, Any], limits: Limits, size: int) -> dict[str
         )
     row = width * channels * bit_depth // 8
     stride = _int("stride", header["stride"], row, row + (1 << 16))
-    if size != stride * height:
+    shm_input, shm_output = _shm(header["shm"]) if "shm" in header else (False, False)
+    if (shm_input or shm_output) and not can_pass_fds:
+        raise _fail("shared memory (shm) needs the local Unix socket; send the pixels as payload")
+    if shm_input:
+        if size:
+            raise _fail("with shm input the pixels are in the memory file: send no payload")
+        if fds != 1:
+            raise _fail(f"shm input takes one file descriptor (the memory file), not {fds}")
+        if stride * height > limits.max_payload_bytes:
+            raise _fail(
+                f"pixels of {stride * height:,} bytes are over the limit of "
+                f"{limits.max_payload_bytes:,}",
+                "too_large",
+            )
+    elif fds:
+        raise _fail(f"{fds} file descriptor(s) came without shm input")
+    elif size != stride * height:
         raise _fail(f"payload is {size} bytes; stride x height is {stride * height}")
     return {
         "width": width,
@@ -247,6 +276,8 @@ def _cloak_pixels(header: dict[str, Any], limits: Limits, size: int) -> dict[str
         "bit_depth": bit_depth,
         "stride": stride,
         "options": cloak_options(header.get("options")),
+        "shm_input": shm_input,
+        "shm_output": shm_output,
     }
 
 
@@ -256,8 +287,18 @@ def _job(header: dict[str, Any], required: bool) -> dict[str, Any]:
     return {"job": None if job is None else _text("job", job)}
 
 
-def parse_request(header: dict[str, Any], payload_size: int, limits: Limits) -> Request:
-    """Check one request header (the payload is still unread); :class:`RequestError` if bad."""
+def parse_request(
+    header: dict[str, Any],
+    payload_size: int,
+    limits: Limits,
+    fds: int = 0,
+    can_pass_fds: bool = False,
+) -> Request:
+    """Check one request header (the payload is still unread); :class:`RequestError` if bad.
+
+    ``fds``: how many file descriptors came with the frame (only shm input takes one);
+    ``can_pass_fds``: whether the connection can carry them (the Unix socket, not TCP).
+    """
     request_id = header.get("id")
     if request_id is not None and not (
         (isinstance(request_id, int) and not isinstance(request_id, bool))
@@ -279,6 +320,8 @@ def parse_request(header: dict[str, Any], payload_size: int, limits: Limits) -> 
         )
     if op != "cloak_pixels" and payload_size:
         raise _fail(f"{op} takes no payload")
+    if op != "cloak_pixels" and fds:
+        raise _fail(f"{op} takes no file descriptors ({fds} came with it)")
     parsers: dict[str, Callable[[], dict[str, Any]]] = {
         "health": lambda: _fields(header, set(), set()) or {},
         "shutdown": lambda: _fields(header, set(), set()) or {},
@@ -286,8 +329,11 @@ def parse_request(header: dict[str, Any], payload_size: int, limits: Limits) -> 
         "cancel": lambda: _job(header, required=False),
         "cloak_file": lambda: _cloak_file(header, limits),
         "scrub_file": lambda: _scrub_file(header, limits),
-        "cloak_pixels": lambda: _cloak_pixels(header, limits, payload_size),
+        "cloak_pixels": lambda: _cloak_pixels(header, limits, payload_size, fds, can_pass_fds),
     }
     if not isinstance(op, str) or op not in parsers:
         raise _fail(f"unknown operation {op!r} (known: {', '.join(sorted(parsers))})", "unknown_op")
-    return Request(op=op, id=request_id, args=parsers[op](), payload_size=payload_size)
+    args = parsers[op]()
+    if args.get("shm_input"):  # held in memory like a payload, and counted as one by the queue
+        payload_size = args["stride"] * args["height"]
+    return Request(op=op, id=request_id, args=args, payload_size=payload_size)
