@@ -96,3 +96,53 @@ def test_photos_join_a_running_batch_and_leave_when_done(engine, photos):
                         lambda t, o: results.__setitem__(id(t), o))  # fmt: skip
     _close(results[id(first)][0], engine.cloak_pixels(photos[0], long, seed=5)[0])
     _close(results[id(late)][0], engine.cloak_pixels(photos[1], QUICK, seed=6)[0])
+
+
+def test_engine_thread_batches_photos_from_several_threads(engine, photos):
+    """What ``facecloak batch --jobs 2`` does: two threads' photos share the engine's steps,
+    and a failing photo raises in its own thread only."""
+    import threading
+
+    from facecloak.engine_thread import EngineThread
+
+    service = EngineThread(engine, batch_photos=2)
+    events: list[tuple[str, int]] = []
+    second_queued = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def first_progress(done: int, _total: int) -> None:
+        events.append(("first", done))
+        if done == 1:
+            second_queued.wait(30)
+
+    def second_progress(done: int, _total: int) -> None:
+        events.append(("second", done))
+        if done == 2:
+            raise LookupError("stop this one")  # e.g. the batch's Stopped
+
+    def submit(name: str, task: PixelsTask) -> None:
+        if name == "second":
+            second_queued.set()
+        try:
+            outcomes[name] = service.cloak(task)
+        except Exception as error:
+            outcomes[name] = error
+
+    threads = [
+        threading.Thread(target=submit, args=("first", PixelsTask(photos[0], QUICK, seed=1,
+                                                                   progress=first_progress))),
+        threading.Thread(target=submit, args=("second", PixelsTask(photos[1], QUICK, seed=2,
+                                                                    progress=second_progress))),
+    ]  # fmt: skip
+    threads[0].start()
+    while not events:
+        threading.Event().wait(0.01)
+    threads[1].start()
+    for thread in threads:
+        thread.join(120)
+    assert ("second", 1) in events
+    assert events.index(("second", 1)) < events.index(("first", 4)), events
+    assert isinstance(outcomes["second"], LookupError)
+    pixels, faces = outcomes["first"]
+    assert faces and all(face.cloaked for face in faces)
+    _close(pixels, engine.cloak_pixels(photos[0], QUICK, seed=1)[0])

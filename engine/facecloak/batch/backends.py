@@ -3,8 +3,9 @@ local server (``--server``) or the metadata scrubber alone (``--no-cloak``).
 
 Each backend's ``process`` takes a readable image file and writes the output atomically, and
 returns the engine's photo report as a dict. The engine backend decodes and encodes in the
-calling thread and holds one lock only around the models, so ``--jobs`` threads overlap file
-work with one cloak at a time.
+calling thread and hands the pixels to one engine thread, so ``--jobs`` threads overlap file
+work with cloaking, and the photos they cloak at the same time share the models' passes
+(:mod:`facecloak.engine_thread`).
 """
 
 from __future__ import annotations
@@ -36,35 +37,43 @@ class Backend(Protocol):
 
 
 class EngineBackend:
-    """The models loaded once in this process, used by one thread at a time."""
+    """The models loaded once in this process, run by one engine thread for all ``--jobs``."""
 
-    def __init__(self, settings: BatchSettings) -> None:
+    def __init__(self, settings: BatchSettings, batch_photos: int = 1) -> None:
         self.settings = settings
-        self._engine: Any = None
+        self.batch_photos = batch_photos  # photos in flight together: one per --jobs thread
+        self._thread: Any = None
         self._lock = threading.Lock()
 
     @property
     def engine(self) -> Any:
         """The engine, loaded on first use (a batch of non-images never loads it)."""
+        return self.engine_thread.engine
+
+    @property
+    def engine_thread(self) -> Any:
+        """The thread that cloaks, started with the engine on first use."""
         with self._lock:
-            if self._engine is None:
+            if self._thread is None:
                 from facecloak.engine import Engine
+                from facecloak.engine_thread import EngineThread
 
                 try:
-                    self._engine = Engine(self.settings.models, device=self.settings.device)
+                    engine = Engine(self.settings.models, device=self.settings.device)
                 except (ValueError, KeyError, RuntimeError) as error:
                     text = error.args[0] if isinstance(error, KeyError) else error
                     raise BackendUnavailable(str(text)) from error
-            return self._engine
+                self._thread = EngineThread(engine, batch_photos=self.batch_photos)
+            return self._thread
 
     def process(
         self, source: Path, output: Path, *, overwrite: bool, protect: list[Path], stop: StopCheck
     ) -> dict[str, Any]:
-        from facecloak.engine import PhotoReport
+        from facecloak.engine import PhotoReport, PixelsTask
         from facecloak.imageio import ImageError, load_image, save_image
 
         report = PhotoReport(input=str(source), output=str(output))
-        engine = self.engine
+        engine_thread = self.engine_thread
 
         def check(_done: int, _total: int) -> None:
             if stop():
@@ -76,10 +85,11 @@ class EngineBackend:
             del image  # only the cloaked copy stays in memory while it is encoded
             report.height, report.width = original.shape[:2]
             check(0, 0)
-            with self._lock:
-                pixels, report.faces = engine.cloak_pixels(
-                    original, self.settings.budget, seed=self.settings.seed, progress=check
-                )
+            task = PixelsTask(
+                original, self.settings.budget, seed=self.settings.seed, progress=check
+            )
+            pixels, report.faces = engine_thread.cloak(task)
+            del task
             del original
             check(0, 0)
             save_image(
@@ -167,7 +177,7 @@ class ScrubBackend:
         return {"ok": True, "output": str(output), "faces_found": 0, "faces_cloaked": 0}
 
 
-def make_backend(settings: BatchSettings, server: bool = False) -> Backend:
+def make_backend(settings: BatchSettings, server: bool = False, jobs: int = 1) -> Backend:
     if not settings.cloak:
         return ScrubBackend(settings)
-    return ServerBackend(settings) if server else EngineBackend(settings)
+    return ServerBackend(settings) if server else EngineBackend(settings, batch_photos=jobs)

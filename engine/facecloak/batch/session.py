@@ -67,7 +67,7 @@ def execute(
                 collect, request.ray_task,
             )  # fmt: skip
         else:
-            backend = make_backend(request.settings, request.server)
+            backend = make_backend(request.settings, request.server, request.jobs)
             interrupted = run_local(
                 planned.todo, manifest, backend, request.settings, request.jobs, collect
             )
