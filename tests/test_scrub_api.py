@@ -220,3 +220,38 @@ def test_a_hung_exiftool_is_killed_and_the_file_fails_in_bounded_time(gps_photo,
     assert not (tmp_path / "out.jpg").exists() and _strays(tmp_path) == []
     assert tool._process is None  # killed; the next command starts a fresh one
     tool.close()
+
+
+def test_kept_exiftool_dies_with_a_killed_parent(tmp_path):
+    """A -stay_open exiftool polls its closed input for ever; it must not outlive a parent
+    that was killed without closing it (a crashed server, kill -9)."""
+    require_exiftool()
+    import subprocess
+    import sys
+
+    script = (
+        "import time\n"
+        "from facecloak.scrub.exiftool import ExifTool\n"
+        "tool = ExifTool()\n"
+        "tool.execute('-ver')\n"
+        "print(tool._process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert _running(child)
+    parent.kill()
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child), f"exiftool {child} outlived its killed parent"
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a dead child not yet reaped still has a /proc entry)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")

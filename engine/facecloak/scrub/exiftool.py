@@ -17,6 +17,13 @@ import subprocess
 import threading
 import time
 
+# At the end of its input a -stay_open exiftool does not exit: it polls for more, 100 times a
+# second, for ever. A parent that dies without saying "-stay_open False" (killed, crashed)
+# would leave it behind, so it is told to die with its parent. (The parent is the thread that
+# started it: should that thread end first, the next command simply starts a new exiftool.)
+_SETPRIV = shutil.which("setpriv")  # util-linux, on every Debian
+_DIE_WITH_PARENT = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+
 
 class ExifToolError(Exception):
     """exiftool is missing, failed, or ran past its time limit."""
@@ -43,7 +50,7 @@ class ExifTool:
         if self.executable is None:
             raise ExifToolError("exiftool is not installed")
         return subprocess.Popen(
-            [self.executable, "-stay_open", "True", "-@", "-"],
+            [*_DIE_WITH_PARENT, self.executable, "-stay_open", "True", "-@", "-"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
