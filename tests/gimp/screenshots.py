@@ -1,15 +1,20 @@
-"""Screenshots of GIMP 3's Filters > Privacy menu and the Cloak faces dialog, for the user guide.
+"""Screenshots of the Cloak faces dialog in GIMP 3 and GIMP 2.10, and GIMP 3's Filters > Privacy.
 
-Runs the real GIMP 3 GUI on a private Xvfb display, drives it with xdotool (keyboard only:
-Filters is Alt+R, Privacy is the menu's last entry, Cloak faces its first) and captures with
-ImageMagick's ``import``. Used by tests/test_gimp_screenshots.py; also runnable by hand:
+Runs the real GIMP GUI (GIMP 3, or the host's ``gimp-2.10``) on a private Xvfb display with a
+throw-away profile that has the plug-in installed, opens a photo, drives GIMP with xdotool
+(keyboard only: Filters is Alt+R, then Up to Privacy, Right, Return on Cloak faces, its first
+entry) and captures with ImageMagick's ``import``. Every step waits with a timeout. Used by
+tests/test_gimp_screenshots.py and scripts/docs_images.sh; also runnable by hand:
 
-    .venv/bin/python -m tests.gimp.screenshots docs/img
+    .venv/bin/python -m tests.gimp.screenshots docs/img                 # both GIMPs
+    .venv/bin/python -m tests.gimp.screenshots --gimp 2.10 docs/img     # one of them
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +25,12 @@ from pathlib import Path
 from tests.gimp import harness
 
 TOOLS = ("Xvfb", "xdotool", "import")
-MAIN_WINDOW = "\u2013 GIMP$"  # GIMP 3's image window title ends with an en dash and "GIMP"
+MAIN_WINDOW = "\u2013 GIMP$"  # the image window's title ends with an en dash and "GIMP" (3, 2.10)
 DIALOG = "^Cloak faces$"
+# Filters' last entries in Debian's GIMP 2.10: Privacy, Script-Fu, Goat-exercise.
+GIMP2_PRIVACY = ("Up", "Up", "Up")
+PICTURES = {"3": ("gimp3-filters-privacy-menu.png", "gimp3-cloak-dialog.png"),
+            "2.10": ("gimp2-cloak-dialog.png",)}  # fmt: skip
 
 
 def missing_tools() -> list[str]:
@@ -91,10 +100,20 @@ class Screen:
         return int(values["WIDTH"]), int(values["HEIGHT"])
 
 
+def gimp2_missing() -> str | None:
+    """Why the GIMP 2.10 GUI cannot run here, or None."""
+    if shutil.which("gimp-2.10"):
+        return None
+    return (
+        "SKIPPED: GIMP 2.10 not found (no gimp-2.10 on PATH); on Debian 12 run "
+        ".ci/setup.d/gimp.sh as root (Debian 13 no longer packages GIMP 2.10)"
+    )
+
+
 def take(box: harness.Sandbox, photo: Path, folder: Path, timeout: float = 120) -> list[Path]:
     """Open ``photo`` in GIMP 3, capture the menu and the dialog into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    menu, dialog = folder / "gimp3-filters-privacy-menu.png", folder / "gimp3-cloak-dialog.png"
+    menu, dialog = (folder / name for name in PICTURES["3"])
     with xvfb() as display:
         screen = Screen(display)
         gimp = box.start_gimp3_gui(display, str(photo))
@@ -110,25 +129,82 @@ def take(box: harness.Sandbox, photo: Path, folder: Path, timeout: float = 120) 
             screen.capture(dialog, window=window)
             screen.keys(window, "Escape")
         finally:
-            with suppress(ProcessLookupError):
-                os.killpg(gimp.pid, signal.SIGTERM)
-            try:
-                gimp.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(gimp.pid, signal.SIGKILL)
-                gimp.wait(10)
+            _stop(gimp)
     return [menu, dialog]
 
 
-def main(argv: list[str]) -> int:
-    target = Path(argv[0] if argv else "docs/img").resolve()
-    photo = harness.SHARED / "data" / "photos" / "dlib-examples-faces" / "2008_001322.jpg"
-    box = harness.Sandbox.create(("3",))
+def take_gimp2(box: harness.Sandbox, photo: Path, folder: Path, timeout: float = 120) -> list[Path]:
+    """Open ``photo`` in GIMP 2.10, capture the Cloak faces dialog into ``folder``.
+
+    ``box`` must have the GIMP 2.10 plug-in installed (``Sandbox.create(("2.10",))``). The
+    dialog is GTK 2's, drawn by the plug-in; without a window manager it has no title bar, so
+    the capture is the dialog itself. GIMP quits with Ctrl+Q (the image is unchanged, so it
+    asks nothing); a GIMP that does not is stopped.
+    """
+    assert gimp2_missing() is None, gimp2_missing()
+    folder.mkdir(parents=True, exist_ok=True)
+    (dialog,) = (folder / name for name in PICTURES["2.10"])
+    with xvfb() as display:
+        screen = Screen(display)
+        env = {**box.env, "DISPLAY": display}
+        command = ["timeout", "-k", "10", "300", "gimp-2.10", "--no-splash", str(photo)]
+        log = open(box.work / "gimp2-gui.log", "wb")  # noqa: SIM115 - closed below
+        gimp = subprocess.Popen(
+            command, env=env, stdout=log, stderr=log, cwd=box.work, start_new_session=True
+        )
+        try:
+            main = screen.window(MAIN_WINDOW, timeout)
+            time.sleep(3)  # let the canvas paint
+            screen.keys(main, "alt+r", *GIMP2_PRIVACY, "Right", "Return")
+            try:
+                window = screen.window(DIALOG, 60)
+            except TimeoutError as error:
+                text = (box.work / "gimp2-gui.log").read_text(errors="replace")[-2000:]
+                raise TimeoutError(f"{error}; Filters > Privacy > Cloak faces did not open "
+                                   f"the dialog. GIMP's output:\n{text}") from None  # fmt: skip
+            time.sleep(1.5)  # let GTK draw it
+            screen.capture(dialog, window=window)
+            screen.keys(window, "Escape")
+            screen.keys(main, "ctrl+q")
+            with suppress(subprocess.TimeoutExpired):  # did not quit: stopped below
+                gimp.wait(30)
+        finally:
+            _stop(gimp)
+            log.close()
+    return [dialog]
+
+
+def _stop(gimp: subprocess.Popen) -> None:
+    """Stop GIMP's process group (GIMP and its plug-ins); nothing if it has quit."""
+    if gimp.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(gimp.pid, signal.SIGTERM)
     try:
-        for path in take(box, photo, target):
+        gimp.wait(20)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(gimp.pid, signal.SIGKILL)
+        gimp.wait(10)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.gimp.screenshots")
+    parser.add_argument("folder", nargs="?", default="docs/img", type=Path)
+    parser.add_argument(
+        "--gimp", action="append", choices=tuple(PICTURES), help="default: both GIMPs"
+    )
+    args = parser.parse_args(argv)
+    target = args.folder.resolve()
+    photo = harness.SHARED / "data" / "photos" / "dlib-examples-faces" / "2008_001322.jpg"
+    for version in args.gimp or tuple(PICTURES):
+        box = harness.Sandbox.create((version,))
+        try:
+            paths = (take if version == "3" else take_gimp2)(box, photo, target)
+        finally:
+            box.close()
+        for path in paths:
             print(path)
-    finally:
-        box.close()
     return 0
 
 
