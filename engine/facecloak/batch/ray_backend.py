@@ -7,6 +7,10 @@ result comes back, so the destination and manifest are the same as a local run's
 be the same on every node (one machine, or a shared file system). A worker lost mid-task is
 retried by Ray; since every output is written atomically to its one planned path, a retry
 replaces, never duplicates.
+
+``local`` is only started in a private network namespace (``facecloak.batch.isolation``: the
+``facecloak batch`` command moves itself into one first), so that none of Ray's ports is on the
+network; ``allow_network=True`` starts it as Ray would, on the machine's network address.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from facecloak.batch.backends import EngineBackend
+from facecloak.batch.isolation import IsolationError, isolated
 from facecloak.batch.manifest import Manifest
 from facecloak.batch.runner import OnResult, record_result, record_start
 from facecloak.batch.settings import BatchSettings
@@ -59,13 +64,28 @@ def run_ray(
     workers: int,
     on_result: OnResult,
     task: Task | None = None,
+    allow_network: bool = False,
 ) -> bool:
-    """Run ``todo`` as Ray tasks; returns ``True`` if interrupted (Ctrl-C)."""
+    """Run ``todo`` as Ray tasks; returns ``True`` if interrupted (Ctrl-C).
+
+    ``address="local"`` starts a cluster here: only in a private network namespace
+    (``isolation.isolate()`` first), unless ``allow_network``; else ``IsolationError``.
+    """
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
+            private = isolated()
+            if not private and not allow_network:
+                raise IsolationError(
+                    "--ray local: this process is not in a private network namespace, so Ray "
+                    "would listen on the network (call facecloak.batch.isolation.isolate() "
+                    "first, as facecloak batch does, or allow the network)"
+                )
+            ray.init(
+                num_cpus=workers, include_dashboard=False, logging_level="ERROR",
+                **({"_node_ip_address": "127.0.0.1"} if private else {}),
+            )  # fmt: skip
         else:
             ray.init(address=address, logging_level="ERROR")
     remote = ray.remote(num_cpus=1, max_retries=RETRIES)(task or cloak_task)

@@ -29,6 +29,7 @@ class BatchRequest:
     ray: str | None = None  # a Ray address, or "local"
     ray_workers: int = 2
     ray_task: Callable[..., FileResult] | None = None  # instead of the real one (fault tests)
+    ray_allow_network: bool = False  # "local" outside a private network namespace (run_ray)
 
 
 @dataclass
@@ -64,7 +65,7 @@ def execute(
 
             interrupted = run_ray(
                 request.ray, planned.todo, manifest, request.settings, request.ray_workers,
-                collect, request.ray_task,
+                collect, request.ray_task, request.ray_allow_network,
             )  # fmt: skip
         else:
             backend = make_backend(request.settings, request.server, request.jobs)

@@ -14,6 +14,7 @@ from facecloak.budget import MODES
 from facecloak.commands._common import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     UsageError,
     error_line,
     write_json_atomically,
@@ -87,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--server", action="store_true", help="use the warm local server")
     run.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster ('local': start one)")
     run.add_argument("--ray-workers", type=int, default=2, help="workers of --ray local")
+    run.add_argument(
+        "--ray-allow-network",
+        action="store_true",
+        help="let --ray local listen on this machine's network address, as Ray does by itself "
+        "(default: a private network namespace with only loopback)",
+    )
     parser.add_argument("--mode", choices=sorted(MODES), default="mid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
@@ -141,7 +148,35 @@ def gather(args: argparse.Namespace) -> list:
     return sources
 
 
+def keep_ray_local_private(allow_network: bool) -> str | None:
+    """``--ray local``: move this process, and so the Ray processes it starts, into a private
+    network namespace with only loopback, before anything starts a thread; else why not."""
+    from facecloak.batch.isolation import IsolationError, isolate
+
+    if allow_network:
+        print(
+            "facecloak: WARNING: --ray-allow-network: the local Ray cluster listens on this "
+            "machine's network address (GCS, raylet, object manager, workers); anyone who can "
+            "reach it can run code as you and read the photos",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    try:
+        isolate()
+    except IsolationError as error:
+        return f"--ray local refused: {error}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.ray_allow_network and args.ray != "local":
+        raise UsageError("--ray-allow-network goes with --ray local")
+    if args.ray == "local":
+        refusal = keep_ray_local_private(args.ray_allow_network)
+        if refusal is not None:
+            error_line(refusal)
+            return EXIT_USAGE
     from facecloak.batch.manifest import ManifestError
     from facecloak.batch.naming import NamingError, check_pattern
     from facecloak.batch.progress import BatchProgress
@@ -187,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     request = BatchRequest(
         sources, args.dest, settings, pattern=args.name, jobs=args.jobs,
         overwrite=args.overwrite, server=args.server, ray=args.ray, ray_workers=args.ray_workers,
+        ray_allow_network=args.ray_allow_network,
     )  # fmt: skip
     bar = BatchProgress(len(sources))
     try:
