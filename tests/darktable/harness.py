@@ -268,6 +268,11 @@ class Darktable:
         run = self._run(command, env, timeout, paths, **bounded)
         if run.returncode == STUCK_AT_START:  # darktable's start-up race: say so, try once more
             print("WARNING: darktable hung at start-up (GUI call from Lua); retrying once")
+            # The killed darktable may linger as an unreaped zombie (a container's init need
+            # not reap), and its lock files name that pid: the retry would find the
+            # database "locked". The configuration folder is this run's own.
+            for lock in self.configdir.glob("*.db.lock"):
+                lock.unlink(missing_ok=True)
             run = self._run(command, env, timeout, paths, **bounded)
         return run
 
