@@ -74,11 +74,12 @@ def memfd_from(buffer: Any, name: str = "facecloak-pixels") -> int:
     return fd
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for error messages (the server's path checks use it too)."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
-        return "a pipe"
+        return "a pipe (FIFO)"
     if stat.S_ISSOCK(mode):
         return "a socket"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -93,7 +94,7 @@ def check(fd: int, size: int, what: str = "the pixel file descriptor") -> None:
     except OSError as error:
         raise ShmError(f"{what} is not usable ({error.strerror or error})") from None
     if not stat.S_ISREG(mode):
-        raise ShmError(f"{what} is {_kind(mode)}, not a memory file (memfd)")
+        raise ShmError(f"{what} is {file_kind(mode)}, not a memory file (memfd)")
     try:
         seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
     except OSError:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import kornia.filters
 import numpy as np
@@ -43,6 +43,8 @@ from facecloak.regions import Region, box_from_landmarks, clip_box, group_faces,
 Objective = Literal["untargeted", "targeted"]
 Progress = Callable[[int, int], None]
 Embeddings = dict[str, torch.Tensor]  # model name -> faces x D
+Task = TypeVar("Task")
+Outcome = TypeVar("Outcome")
 
 DEFAULT_ENSEMBLE = ("sface", "dlib")
 SSIM_WEIGHT = 40.0  # penalty per unit of DSSIM over 90 % of the budget
@@ -118,6 +120,26 @@ class _Run:
 
     def active_regions(self) -> list[Region]:
         return [region for region in self.regions if region.active]
+
+
+def run_all(
+    stream: Callable[[Callable[[int], Sequence[Task]], Callable[[Task, Outcome], None]], None],
+    tasks: Sequence[Task],
+) -> list[Outcome]:
+    """Hand all ``tasks`` to a continuous-batching ``stream`` at once and return each one's
+    outcome in the tasks' order (what the list-taking ``*_many`` methods are)."""
+    pending = list(tasks)
+    results: dict[int, Outcome] = {}
+
+    def feed(_live: int) -> list[Task]:
+        batch, pending[:] = list(pending), []
+        return batch
+
+    def deliver(task: Task, outcome: Outcome) -> None:
+        results[id(task)] = outcome
+
+    stream(feed, deliver)
+    return [results[id(task)] for task in tasks]
 
 
 def load_recognisers(names: Sequence[str], device: torch.device) -> list[LoadedRecogniser]:
@@ -243,18 +265,7 @@ class Cloaker:
         and stops when its own faces are protected. An exception raised by a task's progress
         callback (a cancel) ends that task alone and is returned in its place.
         """
-        pending = list(tasks)
-        results: dict[int, CloakOutcome | Exception] = {}
-
-        def feed(_live: int) -> list[CloakTask]:
-            batch, pending[:] = list(pending), []
-            return batch
-
-        def deliver(task: CloakTask, outcome: CloakOutcome | Exception) -> None:
-            results[id(task)] = outcome
-
-        self.stream(feed, deliver)
-        return [results[id(task)] for task in tasks]
+        return run_all(self.stream, tasks)
 
     def stream(
         self,

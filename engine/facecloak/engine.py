@@ -17,7 +17,14 @@ import numpy as np
 import torch
 
 from facecloak.budget import CloakBudget, budget_for
-from facecloak.cloak import DEFAULT_ENSEMBLE, Cloaker, CloakOutcome, CloakTask, Objective
+from facecloak.cloak import (
+    DEFAULT_ENSEMBLE,
+    Cloaker,
+    CloakOutcome,
+    CloakTask,
+    Objective,
+    run_all,
+)
 from facecloak.detect import Detection, FaceDetector
 from facecloak.imageio import ImageError, LoadedImage, load_image, save_image
 
@@ -147,18 +154,7 @@ class Engine:
         arithmetic). A task whose progress callback raised (a cancel) gets that exception in
         place of its outcome; the others are unaffected.
         """
-        pending = list(tasks)
-        results: dict[int, PixelsOutcome | Exception] = {}
-
-        def feed(_live: int) -> list[PixelsTask]:
-            batch, pending[:] = list(pending), []
-            return batch
-
-        def deliver(task: PixelsTask, outcome: PixelsOutcome | Exception) -> None:
-            results[id(task)] = outcome
-
-        self.cloak_stream(feed, deliver)
-        return [results[id(task)] for task in tasks]
+        return run_all(self.cloak_stream, tasks)
 
     def cloak_stream(
         self,

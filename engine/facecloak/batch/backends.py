@@ -46,13 +46,9 @@ class EngineBackend:
         self._lock = threading.Lock()
 
     @property
-    def engine(self) -> Any:
-        """The engine, loaded on first use (a batch of non-images never loads it)."""
-        return self.engine_thread.engine
-
-    @property
     def engine_thread(self) -> Any:
-        """The thread that cloaks, started with the engine on first use."""
+        """The thread that cloaks, started with the engine on first use (a batch of
+        non-images never loads the models)."""
         with self._lock:
             if self._thread is None:
                 from facecloak.engine import Engine

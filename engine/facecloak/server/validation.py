@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from facecloak_bridge.shm import file_kind
 from facecloak_bridge.wire import PROTOCOL_VERSION
 
 from facecloak.budget import MODES, CloakBudget, budget_for
@@ -93,18 +94,6 @@ def _path(name: str, value: Any, limits: Limits) -> str:
     return value
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
-
-
 def check_input(path: str) -> os.stat_result:
     """The input must exist and be a regular file (links are followed to one)."""
     try:
@@ -114,7 +103,7 @@ def check_input(path: str) -> os.stat_result:
     except OSError as error:
         raise _fail(f"{path}: {error.strerror or error}", "bad_path") from None
     if not stat.S_ISREG(info.st_mode):
-        raise _fail(f"{path}: is {_kind(info.st_mode)}, not a regular file", "bad_path")
+        raise _fail(f"{path}: is {file_kind(info.st_mode)}, not a regular file", "bad_path")
     return info
 
 
@@ -130,7 +119,7 @@ def check_output(path: str, overwrite: bool, source: os.stat_result | None) -> N
     except OSError as error:
         raise _fail(f"{path}: {error.strerror or error}", "bad_path") from None
     if not stat.S_ISREG(info.st_mode):
-        raise _fail(f"{path}: is {_kind(info.st_mode)}, not a file to write", "bad_path")
+        raise _fail(f"{path}: is {file_kind(info.st_mode)}, not a file to write", "bad_path")
     if source is not None and (info.st_dev, info.st_ino) == (source.st_dev, source.st_ino):
         raise _fail(f"{path}: refusing to write over the input file", "bad_path")
     if not overwrite:

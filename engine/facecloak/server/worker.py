@@ -40,10 +40,14 @@ class Worker(threading.Thread):
         while not self.stopping.is_set():
             job = self.queue.take(self.lane, timeout=0.5)
             if job is not None:
-                try:
-                    self.run_job(job)
-                finally:
-                    self.queue.done_with(job)
+                self.serve(job)
+
+    def serve(self, job: Job) -> None:
+        """Run one job taken from the queue and give its place back."""
+        try:
+            self.run_job(job)
+        finally:
+            self.queue.done_with(job)
 
     def run_job(self, job: Job) -> None:
         if job.cancel_requested.is_set():
@@ -74,15 +78,8 @@ class StreamWorker(Worker):
         super().__init__(lane, queue, lambda job: None, log, on_start)
         self.stream = stream
 
-    def run(self) -> None:
-        if self.on_start is not None:
-            self.on_start()
-        while not self.stopping.is_set():
-            job = self.queue.take(self.lane, timeout=0.5)
-            if job is not None:
-                self._run_stream(job)
-
-    def _run_stream(self, first: Job) -> None:
+    def serve(self, first: Job) -> None:
+        """Stream ``first`` and every job that joins it; give all their places back."""
         taken = [first]
 
         def more(limit: int) -> list[Job]:
