@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import kornia.metrics
 import numpy as np
+import pytest
 import torch
 from facecloak.models import get
-from facecloak.perceptual import budget_scale, exact_dssims, sampled_dssims
+from facecloak.perceptual import (
+    SsimReference,
+    budget_scale,
+    exact_dssims,
+    sampled_dssims,
+    ssim_map,
+)
 from facecloak.regions import group_faces, taper
 from PIL import Image
 
@@ -35,18 +43,51 @@ def test_taper_is_zero_at_the_border_and_one_inside():
     assert float(window[50, 30]) == 1.0
 
 
-def test_tile_estimate_is_unbiased_and_scale_meets_the_target():
+def _astronaut_pair() -> tuple[torch.Tensor, torch.Tensor]:
     photo = np.asarray(Image.open(shared_data("photos", "skimage", "astronaut.png")).convert("RGB"))
     original = torch.from_numpy(photo.astype(np.float32) / 255).permute(2, 0, 1)[None]
     noise = torch.randn(original.shape, generator=torch.Generator().manual_seed(0)) * 0.01
-    cloaked = (original + noise).clamp(0, 1)
+    return original, (original + noise).clamp(0, 1)
+
+
+@pytest.mark.parametrize(
+    "box",
+    [(0, 0, 512, 512), (100, 37, 292, 229), (0, 400, 150, 512), (500, 0, 512, 12)],
+    ids=["whole", "inside", "edge", "corner"],
+)
+def test_ssim_map_is_kornias_on_the_whole_region_and_on_any_tile(box):
+    original, cloaked = _astronaut_pair()
+    top, left, bottom, right = box
+    expected = kornia.metrics.ssim(cloaked, original, 11, padding="same")[
+        ..., top:bottom, left:right
+    ]
+    ours = ssim_map(cloaked, SsimReference(original), box)
+    assert ours.shape == expected.shape
+    assert float((ours - expected).abs().max()) < 1e-5
+
+
+def test_ssim_map_gradient_is_kornias():
+    original, cloaked = _astronaut_pair()
+    crop = (..., slice(64, 320), slice(128, 384))
+    original, cloaked = original[crop].contiguous(), cloaked[crop].contiguous()
+    ours = cloaked.clone().requires_grad_(True)
+    theirs = cloaked.clone().requires_grad_(True)
+    ssim_map(ours, SsimReference(original), (0, 0, 256, 256)).mean().backward()
+    kornia.metrics.ssim(theirs, original, 11, padding="same").mean().backward()
+    scale = float(theirs.grad.abs().max())
+    assert float((ours.grad - theirs.grad).abs().max()) < 1e-4 * scale
+
+
+def test_tile_estimate_is_unbiased_and_scale_meets_the_target():
+    original, cloaked = _astronaut_pair()
+    reference = SsimReference(original)
     box = [(0, 0, 512, 512)]
-    exact = float(exact_dssims(cloaked, original, box)[0])
+    exact = float(exact_dssims(cloaked, reference, box)[0])
     generator = torch.Generator().manual_seed(1)
-    tiles = [float(sampled_dssims(cloaked, original, box, generator)[0]) for _ in range(40)]
+    tiles = [float(sampled_dssims(cloaked, reference, box, generator)[0]) for _ in range(40)]
     assert abs(np.mean(tiles) - exact) < 0.15 * exact
-    factor = budget_scale(cloaked, original, box, exact / 4, generator, tiles=8)
+    factor = budget_scale(cloaked, reference, box, exact / 4, generator, tiles=8)
     rescaled = (original + (cloaked - original) * factor).clamp(0, 1)
     assert 0.3 < factor < 0.7
     # Small changes: DSSIM goes about as the square of the change, so the target is met.
-    assert exact / 8 < float(exact_dssims(rescaled, original, box)[0]) < exact / 4 * 1.25
+    assert exact / 8 < float(exact_dssims(rescaled, reference, box)[0]) < exact / 4 * 1.25

@@ -36,7 +36,7 @@ from facecloak.eot import (
     sample_chips,
 )
 from facecloak.models import RecogniserSpec, get
-from facecloak.perceptual import budget_scale, exact_dssims, sampled_dssims
+from facecloak.perceptual import SsimReference, budget_scale, exact_dssims, sampled_dssims
 from facecloak.pixels import from_unit, quantise, to_unit
 from facecloak.regions import Region, box_from_landmarks, clip_box, group_faces, taper
 
@@ -359,6 +359,7 @@ class Cloaker:
         for region in regions:
             patch = pixels[region.top : region.bottom, region.left : region.right]
             region.original = to_unit(patch).to(self.device)
+            region.reference = SsimReference(region.original)
             region.delta = torch.zeros_like(region.original, requires_grad=True)
             region.window = taper(*region.shape).to(self.device)
             for face in region.faces:
@@ -411,9 +412,8 @@ class Cloaker:
                 loss = loss + self._identity_loss(run, spec, embeddings[first:last], owners)
         for run in runs:
             for region in run.active_regions():
-                boxes = region.ssim_boxes()
-                original = region.original
-                for dssim in sampled_dssims(cloaked[id(region)], original, boxes, run.generator):
+                boxes, reference = region.ssim_boxes(), region.reference
+                for dssim in sampled_dssims(cloaked[id(region)], reference, boxes, run.generator):
                     loss = loss + SSIM_WEIGHT * torch.relu(dssim - run.budget.dssim * 0.9)
         return loss
 
@@ -463,7 +463,7 @@ class Cloaker:
             region.delta.clamp_(*region.bounds)
             region.delta.mul_(
                 budget_scale(
-                    region.cloaked_crop, region.original, region.ssim_boxes(),
+                    region.cloaked_crop, region.reference, region.ssim_boxes(),
                     budget.dssim * 0.95, generator,
                 )
             )  # fmt: skip
@@ -503,7 +503,7 @@ class Cloaker:
             scale = 1.0
             for _ in range(12):
                 quantised = quantise(region.original + change * scale, pixels.dtype)
-                dssims = [float(d) for d in exact_dssims(quantised, region.original, boxes)]
+                dssims = [float(d) for d in exact_dssims(quantised, region.reference, boxes)]
                 if max(dssims) <= budget.dssim:
                     break
                 scale *= 0.85

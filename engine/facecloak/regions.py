@@ -11,12 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from facecloak.align import similarity_transform
 from facecloak.eot import face_scale
+
+if TYPE_CHECKING:
+    from facecloak.perceptual import SsimReference
 
 REGION_MARGIN = 0.12  # extra room around the chips' footprint for jitter, per side
 TAPER = 0.12  # share of each region side over which the change fades to zero at its border
@@ -34,6 +38,7 @@ class Region:
     right: int
     faces: list[int]
     original: torch.Tensor | None = None  # 1 x 3 x h x w in [0, 1]
+    reference: SsimReference | None = None  # the original's SSIM moments, blurred once
     delta: torch.Tensor | None = None  # the change being optimised, same shape
     window: torch.Tensor | None = None  # 1 x 1 x h x w taper
     points: dict[int, np.ndarray] = field(default_factory=dict)  # face -> 5 x 2, local
