@@ -70,52 +70,77 @@ def jittered_matrices(
     return (extra @ full)[:, :2]
 
 
-def sample_chips(
+@dataclass
+class PhotoVersion:
+    """One copy of a face region as a tracker may have received the photo.
+
+    ``pixels`` is the region, perhaps downscaled and JPEG-coded; ``back`` (3 x 3) maps its pixel
+    coordinates back to the region's, so an alignment made for the region reads the same face
+    from it. Every recogniser embeds its chips from the same versions, as a tracker running
+    several models on one scraped photo would, and each version's codec runs once per step.
+    """
+
+    pixels: torch.Tensor
+    back: torch.Tensor
+    chip_quality: float | None = None  # too big to encode whole: each chip is encoded instead
+
+    def chips(self, matrices: torch.Tensor, size: int) -> torch.Tensor:
+        """Aligned ``size`` chips of this version for region alignments ``matrices`` (B x 2 x 3)."""
+        bottom = torch.tensor([[[0.0, 0.0, 1.0]]]).expand(len(matrices), 1, 3)
+        full = torch.cat([matrices, bottom], dim=1)
+        chips = warp_faces(self.pixels, (full @ self.back)[:, :2].to(self.pixels.device), size)
+        return chips if self.chip_quality is None else jpeg(chips, self.chip_quality)
+
+
+def draw_versions(
     region: torch.Tensor,
-    matrices: torch.Tensor,
-    size: int,
+    count: int,
+    chip_ratio: float,
     jitter: Jitter,
     generator: torch.Generator,
     jpeg_probability: float = 0.0,
-) -> torch.Tensor:
-    """Chips of ``region`` (``1 x 3 x h x w``) under ``matrices``, some through a downscale.
+) -> list[PhotoVersion]:
+    """``count`` random versions of ``region`` (``1 x 3 x h x w``): as is, downscaled, JPEG-coded.
 
-    A tracker may align straight from the full-resolution photo (a sparse bilinear sampling) or
-    from a downscaled copy (antialiased); both happen here, so the cloak cannot hide in pixels
-    that only one of them reads.
+    ``chip_ratio`` is how many region pixels one chip pixel spans (the smallest over the
+    region's faces and the recognisers). A tracker may align straight from the full-resolution
+    photo (a sparse bilinear sampling) or from a downscaled copy (antialiased); both happen here,
+    so the cloak cannot hide in pixels that only one of them reads.
     """
-    pixels_per_chip_px = 1.0 / torch.linalg.det(matrices[:, :, :2]).abs().sqrt()
-    chips = []
-    for index in range(matrices.shape[0]):
-        ratio = float(pixels_per_chip_px[index])
-        source, matrix = region, matrices[index : index + 1]
+    versions = []
+    for _ in range(count):
         factor = 0
         draw = float(torch.rand((), generator=generator))
-        if ratio >= 2.0 and draw < jitter.downscale_probability:
+        if chip_ratio >= 2.0 and draw < jitter.downscale_probability:
             # Downscale by an integer factor so the face lands at 1x-1.5x the chip's
             # resolution: one cheap pass, whatever the photo's resolution.
-            factor = max(2, int(ratio / (1.0 + 0.5 * float(torch.rand((), generator=generator)))))
-        elif ratio < 2.0 and draw < jitter.shrink_probability:
-            factor = 2  # below the chip's resolution: a half-size copy of the photo
-        if factor:
-            source, matrix = _downscaled(region, matrix, factor, generator)
-        compress = float(torch.rand((), generator=generator)) < jpeg_probability
-        if compress and source.shape[-1] * source.shape[-2] <= JPEG_SOURCE_LIMIT:
-            # JPEG happens to the photo, on its own 8x8 grid, before any tracker aligns it.
-            source = jpeg(source, _quality(jitter, generator))
-            compress = False
-        chip = warp_faces(source, matrix.to(region.device), size)
-        if compress:  # too big to encode every step: encode the chip instead
-            chip = jpeg(chip, _quality(jitter, generator))
-        chips.append(chip)
-    return torch.cat(chips)
+            spread = 1.0 + 0.5 * float(torch.rand((), generator=generator))
+            factor = max(2, int(chip_ratio / spread))
+        elif chip_ratio < 2.0 and draw < jitter.shrink_probability:
+            factor = 2  # near the chip's resolution: a half-size copy of the photo
+        source, back = _downscaled(region, factor, generator) if factor else (region, torch.eye(3))
+        version = PhotoVersion(source, back)
+        if float(torch.rand((), generator=generator)) < jpeg_probability:
+            quality = _quality(jitter, generator)
+            if source.shape[-1] * source.shape[-2] <= JPEG_SOURCE_LIMIT:
+                # JPEG happens to the photo, on its own 8x8 grid, before any tracker aligns it.
+                version.pixels = jpeg(source, quality)
+            else:  # too big to encode every step: encode the chips instead
+                version.chip_quality = quality
+        versions.append(version)
+    return versions
+
+
+def chip_ratio(matrices: torch.Tensor) -> float:
+    """Region pixels per chip pixel of the alignments ``matrices`` (B x 2 x 3): the smallest."""
+    return float((1.0 / torch.linalg.det(matrices[:, :, :2]).abs().sqrt()).min())
 
 
 def _downscaled(
-    region: torch.Tensor, matrix: torch.Tensor, factor: int, generator: torch.Generator
+    region: torch.Tensor, factor: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``region`` shrunk by ``factor`` (box filter, or every k-th pixel at a random phase) and
-    the alignment matrix that reads the same face from it."""
+    the matrix from the shrunk copy's pixel coordinates back to the region's."""
     if bool(torch.rand((), generator=generator) < 0.6):
         source = torch.nn.functional.avg_pool2d(region, factor, stride=factor)
         phase = (factor - 1) / 2.0
@@ -124,10 +149,8 @@ def _downscaled(
         source = region[..., offset::factor, offset::factor]
         phase = float(offset)
     # Downscaled pixel x sits at factor * x + phase in the region.
-    back = torch.tensor(
-        [[factor, 0.0, phase], [0.0, factor, phase], [0.0, 0.0, 1.0]], dtype=matrix.dtype
-    )
-    return source, (torch.cat([matrix[0], torch.tensor([[0.0, 0.0, 1.0]])]) @ back)[None, :2]
+    back = torch.tensor([[factor, 0.0, phase], [0.0, factor, phase], [0.0, 0.0, 1.0]])
+    return source, back
 
 
 JPEG_SOURCE_LIMIT = 640 * 640  # largest source (pixels) that is JPEG-coded whole per step

@@ -44,6 +44,7 @@ class Region:
     points: dict[int, np.ndarray] = field(default_factory=dict)  # face -> 5 x 2, local
     boxes: dict[int, Box] = field(default_factory=dict)  # face -> SSIM box, local
     active: bool = True  # still being optimised
+    chip_ratio: float = 1.0  # region pixels per chip pixel, smallest over faces and recognisers
     bounds: tuple[torch.Tensor, torch.Tensor] | None = None  # per-pixel limits of the change
 
     @property
