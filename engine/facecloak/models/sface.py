@@ -56,32 +56,6 @@ def _dequantise(weights: dict[str, np.ndarray], name: str, axis: int, block: int
     return (q - zero) * scale
 
 
-class _FrozenSlope(torch.autograd.Function):
-    """PReLU with frozen slopes: the forward pass keeps each element's slope (1 or the
-    channel's), so the backward pass is one multiply instead of PyTorch's PReLU backward, which
-    also works out the slopes' own gradient (a tenth of SFace's backward time on a CPU)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        slope = torch.where(x > 0, 1.0, weight.view(1, -1, 1, 1))
-        ctx.save_for_backward(slope)
-        return x * slope
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        (slope,) = ctx.saved_tensors
-        return grad * slope, None
-
-
-class FrozenPReLU(nn.PReLU):
-    """``nn.PReLU`` whose gradient reaches the input only, while its slopes are frozen."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weight.requires_grad or not torch.is_grad_enabled():
-            return super().forward(x)
-        return _FrozenSlope.apply(x, self.weight)
-
-
 class SFace(nn.Module):
     """SFace recogniser: ``B x 3 x 112 x 112`` RGB in [0, 1] to ``B x 128`` embeddings."""
 
@@ -101,7 +75,7 @@ class SFace(nn.Module):
                     groups=stage.groups,
                     bias=True,
                 ),
-                FrozenPReLU(stage.out_channels),
+                nn.PReLU(stage.out_channels),
             ]
         self.features = nn.Sequential(*layers)
         self.feature_norm = nn.BatchNorm2d(stages[-1].out_channels, eps=2e-5)
