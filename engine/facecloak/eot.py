@@ -76,8 +76,7 @@ class PhotoVersion:
 
     ``pixels`` is the region, perhaps downscaled and JPEG-coded; ``back`` (3 x 3) maps its pixel
     coordinates back to the region's, so an alignment made for the region reads the same face
-    from it. Every recogniser embeds its chips from the same versions, as a tracker running
-    several models on one scraped photo would, and each version's codec runs once per step.
+    from it, whichever of the region's faces it is for.
     """
 
     pixels: torch.Tensor
