@@ -10,7 +10,7 @@ back until the budget holds exactly on the quantised output.
 
 Several photos can be cloaked together (:meth:`Cloaker.cloak_many`): their faces share each
 model's forward and backward pass, while every photo keeps its own random draws, step count and
-loss, so its pixels are what it would get alone (up to a few levels in under 1 % of the pixels:
+loss, so its pixels are what it would get alone (up to a few levels in a few per cent of the pixels:
 batched arithmetic rounds differently, and Adam's normalisation can amplify that).
 """
 

@@ -150,8 +150,8 @@ class Engine:
     def cloak_pixels_many(self, tasks: Sequence[PixelsTask]) -> list[PixelsOutcome | Exception]:
         """:meth:`cloak_pixels` for several photos at once, their faces batched together.
 
-        Each photo gets what it would get alone with its seed (up to a few levels in under 1 %
-        of the pixels, from batched arithmetic). A task whose progress callback raised (a
+        Each photo gets what it would get alone with its seed (up to a few levels in a few
+        per cent of the pixels, from batched arithmetic). A task whose progress callback raised (a
         cancel) gets that exception in place of its outcome; the others are unaffected.
         """
         return run_all(self.cloak_stream, tasks)
