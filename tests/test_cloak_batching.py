@@ -9,6 +9,8 @@ import skimage.data
 from facecloak.budget import budget_for
 from facecloak.engine import Engine, PixelsTask
 
+from tests.conftest import MAX_LEVELS, MAX_SHARE
+
 QUICK = budget_for("mid").with_overrides(steps=4, extra_steps=0)
 
 
@@ -23,15 +25,6 @@ def photos() -> list[np.ndarray]:
     astronaut = skimage.data.astronaut()
     other = np.ascontiguousarray(astronaut[20:470, ::-1])
     return [astronaut, other]
-
-
-# Batched passes round the last bits of a few gradients differently; Adam's per-pixel
-# normalisation can turn that into a step of the other sign for a pixel, so a few pixels end a
-# few levels apart (at most a step or two of the rate's floor, 1/255 each, plus rounding).
-# Measured: at most 6 levels, on up to 1.04 % of the channels (server requests that joined a
-# batch mid-way). A wrong seed or a mixed-up photo differs by up to 24 levels in the whole face.
-MAX_LEVELS = 8
-MAX_SHARE = 0.03
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> None:

@@ -18,7 +18,7 @@ from facecloak.imageio import load_image
 from facecloak_bridge import Cancelled, Client
 from PIL import Image
 
-from tests.test_cloak_batching import MAX_LEVELS, MAX_SHARE
+from tests.conftest import MAX_LEVELS, MAX_SHARE
 from tests.test_server_support import start_server, stop_server
 
 # Enough steps that the requests overlap; plumbing, not protection.

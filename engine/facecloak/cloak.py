@@ -405,9 +405,9 @@ class Cloaker:
             for run in runs:
                 owners, first = [], sum(len(c) for c in chips)
                 for region in run.active_regions():
-                    # Each model draws its own versions: versions shared by the models made
-                    # each step half as diverse, and the tracker's classifiers recognised
-                    # 15-30 % more JPEG-75 and half-size test photos (docs/evaluation.md).
+                    # Each model draws its own versions: shared ones made each step half as
+                    # varied, and the tracker's nearest-neighbour protection after JPEG 75 fell
+                    # from 0.90-0.94 to 0.83 (docs/evaluation.md).
                     versions = draw_versions(
                         cloaked[id(region)], run.budget.samples, region.chip_ratio, self.jitter,
                         run.generator, run.budget.jpeg_probability,

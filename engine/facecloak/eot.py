@@ -40,6 +40,12 @@ def face_scale(landmarks: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(eyes - mouth, dim=-1)
 
 
+def _homogeneous(matrices: torch.Tensor) -> torch.Tensor:
+    """``B x 2 x 3`` affine matrices as ``B x 3 x 3``, so they compose by product."""
+    bottom = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=matrices.dtype).expand(len(matrices), 1, 3)
+    return torch.cat([matrices, bottom], dim=1)
+
+
 def jittered_matrices(
     landmarks: torch.Tensor,
     template: torch.Tensor,
@@ -66,7 +72,7 @@ def jittered_matrices(
     extra[:, 1, 0], extra[:, 1, 1] = sin, cos
     extra[:, :2, 2] = centre - (extra[:, :2, :2] @ centre[..., None])[..., 0] + shift
     extra[:, 2, 2] = 1.0
-    full = torch.cat([matrices, torch.tensor([[[0.0, 0.0, 1.0]]]).expand(count, 1, 3)], dim=1)
+    full = _homogeneous(matrices)
     return (extra @ full)[:, :2]
 
 
@@ -85,9 +91,8 @@ class PhotoVersion:
 
     def chips(self, matrices: torch.Tensor, size: int) -> torch.Tensor:
         """Aligned ``size`` chips of this version for region alignments ``matrices`` (B x 2 x 3)."""
-        bottom = torch.tensor([[[0.0, 0.0, 1.0]]]).expand(len(matrices), 1, 3)
-        full = torch.cat([matrices, bottom], dim=1)
-        chips = warp_faces(self.pixels, (full @ self.back)[:, :2].to(self.pixels.device), size)
+        to_version = (_homogeneous(matrices) @ self.back)[:, :2]
+        chips = warp_faces(self.pixels, to_version.to(self.pixels.device), size)
         return chips if self.chip_quality is None else jpeg(chips, self.chip_quality)
 
 

@@ -12,6 +12,7 @@ costs the same whatever the photo's resolution.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -40,13 +41,19 @@ def _crop(pixels: Pixels, top: int, bottom: int, left: int, right: int) -> torch
     return pixels[..., top:bottom, left:right]
 
 
+@functools.cache
+def _window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """kornia's SSIM window, built once per device and type (it is asked for on every blur)."""
+    return kornia.filters.get_gaussian_kernel1d(
+        SSIM_WINDOW, SSIM_SIGMA, device=device, dtype=dtype
+    )[0]
+
+
 def gaussian_blur(stack: torch.Tensor) -> torch.Tensor:
     """kornia's SSIM filtering (separable Gaussian, reflect padding) of every channel of
     ``stack`` at once: one padding and two grouped convolutions."""
     channels = stack.shape[1]
-    kernel = kornia.filters.get_gaussian_kernel1d(
-        SSIM_WINDOW, SSIM_SIGMA, device=stack.device, dtype=stack.dtype
-    )[0]
+    kernel = _window(stack.device, stack.dtype)
     padded = F.pad(stack, (RADIUS, RADIUS, RADIUS, RADIUS), mode="reflect")
     if padded.device.type == "cpu":
         # oneDNN runs depthwise convolutions on channels-last tensors as they are; NCHW ones are
