@@ -83,3 +83,28 @@ def test_damaged_model_file_is_a_clean_error(tmp_path):
     damaged.write_bytes(b"\x08\x07garbage" * 100)
     with pytest.raises(ValueError, match=r"sface\.onnx"):
         load_sface(damaged)
+
+
+def test_frozen_slope_prelu_gives_torch_prelu_input_gradient(sface):
+    """The fast PReLU backward must give autograd's gradient through the whole network."""
+    from facecloak.models.sface import FrozenSlopePReLU
+
+    generator = torch.Generator().manual_seed(3)
+    chips = torch.rand((3, 3, 112, 112), generator=generator)
+    direction = torch.randn((3, 128), generator=generator)
+    fast = chips.clone().requires_grad_()
+    (sface(fast) * direction).sum().backward()
+
+    plain = torch.nn.Sequential(*sface.features)  # the same layers, each PReLU swapped
+    for index, layer in enumerate(plain):
+        if isinstance(layer, FrozenSlopePReLU):
+            reference = torch.nn.PReLU(layer.num_parameters)
+            reference.weight.data = layer.weight.data
+            plain[index] = reference.requires_grad_(False)
+    slow = chips.clone().requires_grad_()
+    features = sface.feature_norm(plain((slow * 255.0 - 127.5) * 0.0078125))
+    (sface.embedding_norm(sface.fc(features.flatten(1))) * direction).sum().backward()
+
+    assert sum(isinstance(layer, FrozenSlopePReLU) for layer in sface.features) == 27
+    torch.testing.assert_close(fast.grad, slow.grad, rtol=1e-5, atol=1e-7)
+    assert fast.grad.abs().max() > 1e-4
