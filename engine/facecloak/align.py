@@ -7,9 +7,13 @@ ever resized onto the photo.
 
 from __future__ import annotations
 
+import math
+
 import kornia.geometry.transform as KT
 import numpy as np
 import torch
+
+from facecloak.pixels import to_unit
 
 
 def similarity_transform(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -50,6 +54,47 @@ def warp_faces(image: torch.Tensor, matrices: torch.Tensor, size: int) -> torch.
         padding_mode="zeros",
         align_corners=True,
     )
+
+
+def source_bounds(matrix: torch.Tensor, size: int) -> tuple[float, float, float, float]:
+    """Bounding box (x0, y0, x1, y1) in the image of the ``size`` chip that ``matrix`` (2 x 3,
+    image to chip) samples: the chip's corners mapped back."""
+    full = torch.cat(
+        [matrix.to(torch.float64), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)]
+    )
+    corners = torch.tensor(
+        [[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]],
+        dtype=torch.float64,
+    )
+    mapped = (torch.linalg.inv(full) @ corners.T).T
+    return (
+        float(mapped[:, 0].min()), float(mapped[:, 1].min()),
+        float(mapped[:, 0].max()), float(mapped[:, 1].max()),
+    )  # fmt: skip
+
+
+def warp_faces_from_pixels(
+    pixels: np.ndarray, matrices: torch.Tensor, size: int, device: torch.device
+) -> torch.Tensor:
+    """:func:`warp_faces` on stored ``H x W x C`` pixels, each chip read from a crop around it.
+
+    The same chips as converting the whole photo first, without a float copy of all of it
+    (290 MB and a noticeable pause for a 24 MP photo, for a few faces).
+    """
+    height, width = pixels.shape[:2]
+    chips = []
+    for matrix in matrices:
+        x0, y0, x1, y1 = source_bounds(matrix, size)
+        # Bilinear sampling reads one pixel either side of each position.
+        left = min(max(0, math.floor(x0) - 1), width - 1)
+        top = min(max(0, math.floor(y0) - 1), height - 1)
+        right = max(left + 1, min(width, math.ceil(x1) + 2))
+        bottom = max(top + 1, min(height, math.ceil(y1) + 2))
+        crop = to_unit(pixels[top:bottom, left:right]).to(device)
+        shifted = matrix.clone()
+        shifted[:, 2] += matrix[:, :2] @ torch.tensor([float(left), float(top)])
+        chips.append(warp_faces(crop, shifted[None].to(device), size))
+    return torch.cat(chips)
 
 
 def landmarks_tensor(landmarks: list[np.ndarray] | np.ndarray) -> torch.Tensor:

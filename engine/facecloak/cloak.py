@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecloak.align import similarity_transform, warp_faces
+from facecloak.align import similarity_transform, warp_faces, warp_faces_from_pixels
 from facecloak.budget import CloakBudget
 from facecloak.eot import (
     JPEG_SOURCE_LIMIT,
@@ -226,13 +226,13 @@ class Cloaker:
     @torch.no_grad()
     def embed(self, pixels: np.ndarray, landmarks: Sequence[np.ndarray]) -> Embeddings:
         """Each recogniser's embedding of each face on its nominal alignment."""
-        image = to_unit(pixels).to(self.device)
         points = torch.as_tensor(np.asarray(landmarks, dtype=np.float32)).reshape(-1, 5, 2)
         result = {}
         for recogniser in self.recognisers:
-            matrices = similarity_transform(points, recogniser.template).to(self.device)
-            chips = warp_faces(image, matrices, recogniser.spec.input_size)
-            result[recogniser.spec.name] = recogniser.model(chips)
+            spec = recogniser.spec
+            matrices = similarity_transform(points, recogniser.template)
+            chips = warp_faces_from_pixels(pixels, matrices, spec.input_size, self.device)
+            result[spec.name] = recogniser.model(chips)
         return result
 
     def cloak(

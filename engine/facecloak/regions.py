@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from facecloak.align import similarity_transform
+from facecloak.align import similarity_transform, source_bounds
 from facecloak.eot import face_scale
 
 if TYPE_CHECKING:
@@ -78,19 +78,12 @@ def chip_footprint(
     landmarks: np.ndarray, templates: Sequence[tuple[torch.Tensor, int]]
 ) -> tuple[float, float, float, float]:
     """Bounding box (x0, y0, x1, y1) of every (template, size) chip mapped back into the photo."""
-    xs, ys = [], []
     points = torch.tensor(landmarks, dtype=torch.float32)[None]
-    for template, size in templates:
-        matrix = similarity_transform(points, template)[0]
-        full = torch.cat([matrix, torch.tensor([[0.0, 0.0, 1.0]])]).to(torch.float64)
-        corners = torch.tensor(
-            [[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]],
-            dtype=torch.float64,
-        )
-        mapped = (torch.linalg.inv(full) @ corners.T).T
-        xs += mapped[:, 0].tolist()
-        ys += mapped[:, 1].tolist()
-    return min(xs), min(ys), max(xs), max(ys)
+    bounds = [source_bounds(similarity_transform(points, t)[0], size) for t, size in templates]
+    return (
+        min(b[0] for b in bounds), min(b[1] for b in bounds),
+        max(b[2] for b in bounds), max(b[3] for b in bounds),
+    )  # fmt: skip
 
 
 def _overlap(a: Region, b: Region) -> bool:
