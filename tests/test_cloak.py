@@ -100,3 +100,20 @@ def test_group_photo_all_faces_in_one_batch(engine):
     # Every optimisation step embeds all faces in one batch.
     assert max(calls) >= 3 * quick.samples
     assert torch.tensor([r.ssim for r in cloaked]).min() >= 0.98 - 1e-4
+
+
+def test_targeted_cloak_stops_on_its_own_identity_not_on_the_decoy(engine, astronaut):
+    """A face far from its decoy but still close to its owner is not done: the weak-face
+    check measures protection (distance from the owner), whatever the objective."""
+    face = engine.detector.detect(astronaut).faces[0]
+    own = engine.cloaker.embed(astronaut, [face.landmarks])
+    # Decoys as far from the owner as each metric allows: opposite direction, far point.
+    decoys = {"sface": -own["sface"], "dlib": own["dlib"] + 2.0}
+    # A rate too small to move anything: the face stays its owner's after the first check.
+    still = budget_for("mid").with_overrides(steps=10, extra_steps=10, learning_rate=1e-7)
+    outcome = engine.cloaker.cloak(
+        astronaut, [face.landmarks], still, objective="targeted", targets=decoys
+    )
+    assert outcome.steps == 20
+    scores = outcome.faces[0].scores
+    assert scores["sface"] > 0.9 and scores["dlib"] < 0.2  # unchanged: still its owner's

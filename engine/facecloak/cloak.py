@@ -346,11 +346,12 @@ class Cloaker:
         """The photos that take part in the next step.
 
         Every few steps each photo's regions are checked: time goes where protection is
-        missing, so a photo whose faces are all past their margin is finished.
+        missing, so a photo whose faces are all past their margin from their own identity is
+        finished (whichever objective moved them there: a decoy is a means, not the goal).
         """
         for run in runs:
             if run.live and run.step >= FIRST_CHECK and run.step % WEAK_CHECK_EVERY == 0:
-                self._mark_weak(run.regions, run.anchor, run.budget)
+                self._mark_weak(run.regions, run.identity, run.budget)
                 run.live = any(region.active for region in run.regions)
         return [run for run in runs if run.live]
 
@@ -485,7 +486,7 @@ class Cloaker:
             )  # fmt: skip
 
     @torch.no_grad()
-    def _mark_weak(self, regions: list[Region], anchor: Embeddings, budget: CloakBudget) -> None:
+    def _mark_weak(self, regions: list[Region], identity: Embeddings, budget: CloakBudget) -> None:
         """Keep active only regions with a face that some model still scores too close to its
         threshold (within ``WEAK_SHARE`` of the margin) on its nominal alignment after a JPEG
         round trip at quality 75."""
@@ -502,7 +503,7 @@ class Cloaker:
                 chips = warp_faces(cloaked, matrices, spec.input_size)
                 if not whole:
                     chips = jpeg(chips, 75.0)
-                score = spec.match_score(recogniser.model(chips), anchor[spec.name][region.faces])
+                score = spec.match_score(recogniser.model(chips), identity[spec.name][region.faces])
                 worst = max(worst, float(score.max()))
             region.active = worst > -budget.margin * WEAK_SHARE
 
