@@ -35,8 +35,8 @@ from facecloak.eot import (
     draw_versions,
     face_scale,
     jittered_matrices,
-    jpeg,
 )
+from facecloak.jpeg import jpeg_round_trip
 from facecloak.models import RecogniserSpec, get
 from facecloak.perceptual import SsimReference, budget_scale, exact_dssims, sampled_dssims
 from facecloak.pixels import from_unit, quantise, to_unit
@@ -494,7 +494,7 @@ class Cloaker:
             cloaked = region.cloaked()
             whole = cloaked.shape[-1] * cloaked.shape[-2] <= JPEG_SOURCE_LIMIT
             if whole:
-                cloaked = jpeg(cloaked, 75.0)
+                cloaked = jpeg_round_trip(cloaked, 75.0)
             points = torch.tensor(np.stack([region.points[f] for f in region.faces]))
             worst = -math.inf
             for recogniser in self.recognisers:
@@ -502,7 +502,7 @@ class Cloaker:
                 matrices = similarity_transform(points, recogniser.template).to(self.device)
                 chips = warp_faces(cloaked, matrices, spec.input_size)
                 if not whole:
-                    chips = jpeg(chips, 75.0)
+                    chips = jpeg_round_trip(chips, 75.0)
                 score = spec.match_score(recogniser.model(chips), identity[spec.name][region.faces])
                 worst = max(worst, float(score.max()))
             region.active = worst > -budget.margin * WEAK_SHARE

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import kornia.enhance
 import torch
 
 from facecloak.align import similarity_transform, warp_faces
+from facecloak.jpeg import jpeg_round_trip
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class PhotoVersion:
         """Aligned ``size`` chips of this version for region alignments ``matrices`` (B x 2 x 3)."""
         to_version = (_homogeneous(matrices) @ self.back)[:, :2]
         chips = warp_faces(self.pixels, to_version.to(self.pixels.device), size)
-        return chips if self.chip_quality is None else jpeg(chips, self.chip_quality)
+        return chips if self.chip_quality is None else jpeg_round_trip(chips, self.chip_quality)
 
 
 def draw_versions(
@@ -128,7 +128,7 @@ def draw_versions(
             quality = _quality(jitter, generator)
             if source.shape[-1] * source.shape[-2] <= JPEG_SOURCE_LIMIT:
                 # JPEG happens to the photo, on its own 8x8 grid, before any tracker aligns it.
-                version.pixels = jpeg(source, quality)
+                version.pixels = jpeg_round_trip(source, quality)
             else:  # too big to encode every step: encode the chips instead
                 version.chip_quality = quality
         versions.append(version)
@@ -163,12 +163,3 @@ JPEG_SOURCE_LIMIT = 640 * 640  # largest source (pixels) that is JPEG-coded whol
 def _quality(jitter: Jitter, generator: torch.Generator) -> float:
     span = jitter.max_jpeg_quality - jitter.min_jpeg_quality
     return jitter.min_jpeg_quality + span * float(torch.rand((), generator=generator))
-
-
-def jpeg(image: torch.Tensor, quality: float) -> torch.Tensor:
-    """kornia's differentiable JPEG codec on any size: padded to 16-pixel blocks, cropped back."""
-    height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % 16, (-width) % 16
-    padded = torch.nn.functional.pad(image.clamp(0, 1), (0, pad_w, 0, pad_h), mode="replicate")
-    quality_tensor = torch.full((image.shape[0],), quality, device=image.device, dtype=image.dtype)
-    return kornia.enhance.jpeg_codec_differentiable(padded, quality_tensor)[..., :height, :width]
