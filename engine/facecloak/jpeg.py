@@ -8,7 +8,7 @@ and "fancy" (triangular) chroma upsampling on decode. Only the rounding of the q
 coefficients is replaced by a smooth stand-in, so gradients flow.
 
 The DCT is a stride-8 convolution with the 64 basis images and the inverse its transpose, which
-keeps the whole round trip to a few large operations: about 4x faster forward and backward than
+keeps the whole round trip to a few large operations: 2-4x faster forward and backward than
 ``kornia.enhance.jpeg_codec_differentiable`` on a CPU, and closer to what libjpeg decodes
 (``tests/test_jpeg.py``).
 """
