@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import skimage.data
 import torch
 from facecloak.jpeg import (
     CHROMA_TABLE,
@@ -14,16 +15,15 @@ from facecloak.jpeg import (
     quantisation_table,
     smooth_round,
 )
+from facecloak.pixels import to_unit
 from PIL import Image
-
-skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (test extra) is missing")
 
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     """A face-sized crop of scikit-image's public-domain astronaut photo (odd size on purpose:
     the codec pads to 16-pixel blocks and must crop back)."""
-    return np.ascontiguousarray(skimage_data.astronaut()[20:270, 110:343])
+    return np.ascontiguousarray(skimage.data.astronaut()[20:270, 110:343])
 
 
 def _libjpeg(pixels: np.ndarray, quality: int) -> tuple[np.ndarray, dict]:
@@ -31,10 +31,6 @@ def _libjpeg(pixels: np.ndarray, quality: int) -> tuple[np.ndarray, dict]:
     Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
     decoded = Image.open(buffer)
     return np.asarray(decoded.convert("RGB")), decoded.quantization
-
-
-def _unit(pixels: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(pixels.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
 
 
 @pytest.mark.parametrize("quality", [60, 75, 95])
@@ -47,7 +43,7 @@ def test_tables_are_the_ones_libjpeg_writes(photo, quality):
 @pytest.mark.parametrize("quality", [60, 75, 95])
 def test_round_trip_is_what_libjpeg_decodes(photo, quality):
     decoded, _ = _libjpeg(photo, quality)
-    ours = jpeg_round_trip(_unit(photo), float(quality))[0].permute(1, 2, 0).numpy() * 255.0
+    ours = jpeg_round_trip(to_unit(photo), float(quality))[0].permute(1, 2, 0).numpy() * 255.0
     assert ours.shape == photo.shape
     ours_error = np.abs(ours - decoded).mean()
     codec_change = np.abs(photo.astype(np.float32) - decoded).mean()
@@ -58,14 +54,14 @@ def test_round_trip_is_what_libjpeg_decodes(photo, quality):
 
 
 def test_batch_members_are_coded_independently(photo):
-    images = torch.cat([_unit(photo), _unit(photo[::-1].copy())])
+    images = torch.cat([to_unit(photo), to_unit(photo[::-1].copy())])
     together = jpeg_round_trip(images, 80.0)
     apart = torch.cat([jpeg_round_trip(images[i : i + 1], 80.0) for i in range(2)])
     torch.testing.assert_close(together, apart, atol=1e-5, rtol=0)
 
 
 def test_gradient_reaches_every_pixel_and_is_finite(photo):
-    image = _unit(photo).requires_grad_()
+    image = to_unit(photo).requires_grad_()
     jpeg_round_trip(image, 75.0).square().sum().backward()
     assert torch.isfinite(image.grad).all()
     assert (image.grad.abs() > 0).float().mean() > 0.99

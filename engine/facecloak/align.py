@@ -56,12 +56,16 @@ def warp_faces(image: torch.Tensor, matrices: torch.Tensor, size: int) -> torch.
     )
 
 
+def homogeneous(matrices: torch.Tensor) -> torch.Tensor:
+    """``B x 2 x 3`` affine matrices as ``B x 3 x 3``, so they compose by product and invert."""
+    bottom = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=matrices.dtype).expand(len(matrices), 1, 3)
+    return torch.cat([matrices, bottom], dim=1)
+
+
 def source_bounds(matrix: torch.Tensor, size: int) -> tuple[float, float, float, float]:
     """Bounding box (x0, y0, x1, y1) in the image of the ``size`` chip that ``matrix`` (2 x 3,
     image to chip) samples: the chip's corners mapped back."""
-    full = torch.cat(
-        [matrix.to(torch.float64), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)]
-    )
+    full = homogeneous(matrix[None].to(torch.float64))[0]
     corners = torch.tensor(
         [[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]],
         dtype=torch.float64,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from facecloak.align import similarity_transform, warp_faces
+from facecloak.align import homogeneous, similarity_transform, warp_faces
 from facecloak.jpeg import jpeg_round_trip
 
 
@@ -38,12 +38,6 @@ def face_scale(landmarks: torch.Tensor) -> torch.Tensor:
     eyes = landmarks[:, 0:2].mean(dim=1)
     mouth = landmarks[:, 3:5].mean(dim=1)
     return torch.linalg.vector_norm(eyes - mouth, dim=-1)
-
-
-def _homogeneous(matrices: torch.Tensor) -> torch.Tensor:
-    """``B x 2 x 3`` affine matrices as ``B x 3 x 3``, so they compose by product."""
-    bottom = torch.tensor([[[0.0, 0.0, 1.0]]], dtype=matrices.dtype).expand(len(matrices), 1, 3)
-    return torch.cat([matrices, bottom], dim=1)
 
 
 def jittered_matrices(
@@ -72,7 +66,7 @@ def jittered_matrices(
     extra[:, 1, 0], extra[:, 1, 1] = sin, cos
     extra[:, :2, 2] = centre - (extra[:, :2, :2] @ centre[..., None])[..., 0] + shift
     extra[:, 2, 2] = 1.0
-    full = _homogeneous(matrices)
+    full = homogeneous(matrices)
     return (extra @ full)[:, :2]
 
 
@@ -91,7 +85,7 @@ class PhotoVersion:
 
     def chips(self, matrices: torch.Tensor, size: int) -> torch.Tensor:
         """Aligned ``size`` chips of this version for region alignments ``matrices`` (B x 2 x 3)."""
-        to_version = (_homogeneous(matrices) @ self.back)[:, :2]
+        to_version = (homogeneous(matrices) @ self.back)[:, :2]
         chips = warp_faces(self.pixels, to_version.to(self.pixels.device), size)
         return chips if self.chip_quality is None else jpeg_round_trip(chips, self.chip_quality)
 
