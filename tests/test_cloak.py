@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import kornia.metrics
 import numpy as np
 import pytest
 import torch
 from facecloak.budget import budget_for
 from facecloak.engine import Engine
 from facecloak.metrics import face_region_ssim, match_faces
+from facecloak.pixels import to_unit
 from PIL import Image
 
 from tests.conftest import shared_data
@@ -117,3 +119,20 @@ def test_targeted_cloak_stops_on_its_own_identity_not_on_the_decoy(engine, astro
     assert outcome.steps == 20
     scores = outcome.faces[0].scores
     assert scores["sface"] > 0.9 and scores["dlib"] < 0.2  # unchanged: still its owner's
+
+
+def test_a_face_that_fills_the_frame_keeps_the_whole_photo_at_the_region_budget(engine, astronaut):
+    """Where the face fills the photo (a profile picture, an LFW crop) the region is the whole
+    photo: a region budget tighter than the face's keeps the photo as a whole at SSIM 0.99."""
+    x, y, w, h = (round(v) for v in engine.detector.detect(astronaut).faces[0].box)
+    portrait = astronaut[max(0, y - h // 2) : y + 3 * h // 2, max(0, x - w // 2) : x + 3 * w // 2]
+    portrait = portrait.copy()
+    mid = budget_for("mid").with_overrides(steps=6, extra_steps=0, region_dssim=0.005)
+    cloaked, reports = engine.cloak_pixels(portrait, mid, seed=0)
+    assert [r.cloaked for r in reports] == [True]
+    face = engine.detector.detect(portrait).faces[0]
+    assert face_region_ssim(portrait, cloaked, face) >= 1 - 2 * mid.dssim - 1e-4
+    whole = kornia.metrics.ssim(to_unit(portrait), to_unit(cloaked), 11, padding="same")
+    assert float(whole.mean()) >= 1 - 2 * mid.region_dssim - 1e-4
+    # ... and the change is not simply gone: the face still moved.
+    assert np.abs(cloaked.astype(int) - portrait.astype(int)).max() >= 4

@@ -86,8 +86,23 @@ def test_tile_estimate_is_unbiased_and_scale_meets_the_target():
     generator = torch.Generator().manual_seed(1)
     tiles = [float(sampled_dssims(cloaked, reference, box, generator)[0]) for _ in range(40)]
     assert abs(np.mean(tiles) - exact) < 0.15 * exact
-    factor = budget_scale(cloaked, reference, box, exact / 4, generator, tiles=8)
+    factor = budget_scale(cloaked, reference, box, [exact / 4], generator, tiles=8)
     rescaled = (original + (cloaked - original) * factor).clamp(0, 1)
     assert 0.3 < factor < 0.7
     # Small changes: DSSIM goes about as the square of the change, so the target is met.
     assert exact / 8 < float(exact_dssims(rescaled, reference, box)[0]) < exact / 4 * 1.25
+
+
+def test_scale_meets_each_box_its_own_target():
+    """A region's boxes have their own limits (face, whole region): the tightest one binds,
+    whichever box it belongs to."""
+    original, cloaked = (image[..., 40:296, 120:376] for image in _astronaut_pair())
+    reference = SsimReference(original)  # 256 x 256: exact figures, no tiles
+    boxes = [(60, 60, 200, 200), (0, 0, 256, 256)]
+    face, whole = (float(d) for d in exact_dssims(cloaked, reference, boxes))
+    generator = torch.Generator().manual_seed(2)
+    assert budget_scale(cloaked, reference, boxes, [face * 2, whole * 2], generator) == 1.0
+    factor = budget_scale(cloaked, reference, boxes, [face * 2, whole / 4], generator)
+    rescaled = (original + (cloaked - original) * factor).clamp(0, 1)
+    after = [float(d) for d in exact_dssims(rescaled, reference, boxes)]
+    assert whole / 8 < after[1] < whole / 4 * 1.25 and after[0] < face / 2

@@ -24,6 +24,16 @@ class CloakBudget:
     jpeg_probability: float  # share of transformation samples passed through a JPEG codec
     margin: float  # how far past each model's threshold the objective keeps pushing
     extra_steps: int  # at most this many more steps for faces still weak after ``steps``
+    # Largest (1 - SSIM) / 2 over the whole region the change may touch (face, hair, and the
+    # background re-detection can bring into a chip); None: the face's own limit. A tighter one
+    # keeps a photo the face fills (a profile picture) closer to its original as a whole, at a
+    # measured cost in protection (docs/evaluation.md), so no mode sets one.
+    region_dssim: float | None = None
+
+    def dssim_limits(self, faces: int) -> list[float]:
+        """The DSSIM limit of each box a region budgets: its faces', then the whole region's."""
+        region = self.dssim if self.region_dssim is None else self.region_dssim
+        return [self.dssim] * faces + [region]
 
     def with_overrides(self, **overrides: float | int) -> CloakBudget:
         """A copy with expert overrides; unknown names are an error, not silently ignored."""

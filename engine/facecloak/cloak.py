@@ -430,8 +430,10 @@ class Cloaker:
         for run in runs:
             for region in run.active_regions():
                 boxes, reference = region.ssim_boxes(), region.reference
-                for dssim in sampled_dssims(cloaked[id(region)], reference, boxes, run.generator):
-                    loss = loss + SSIM_WEIGHT * torch.relu(dssim - run.budget.dssim * 0.9)
+                limits = run.budget.dssim_limits(len(region.faces))
+                dssims = sampled_dssims(cloaked[id(region)], reference, boxes, run.generator)
+                for dssim, limit in zip(dssims, limits, strict=True):
+                    loss = loss + SSIM_WEIGHT * torch.relu(dssim - limit * 0.9)
         return loss
 
     def _embed_in_passes(self, model: nn.Module, chips: torch.Tensor) -> torch.Tensor:
@@ -478,12 +480,12 @@ class Cloaker:
                     (1 - region.original).clamp(max=budget.max_change),
                 )
             region.delta.clamp_(*region.bounds)
+            limits = [limit * 0.95 for limit in budget.dssim_limits(len(region.faces))]
             region.delta.mul_(
                 budget_scale(
-                    region.cloaked_crop, region.reference, region.ssim_boxes(),
-                    budget.dssim * 0.95, generator,
+                    region.cloaked_crop, region.reference, region.ssim_boxes(), limits, generator
                 )
-            )  # fmt: skip
+            )
 
     @torch.no_grad()
     def _mark_weak(self, regions: list[Region], identity: Embeddings, budget: CloakBudget) -> None:
@@ -516,12 +518,12 @@ class Cloaker:
         landmarks: dict[int, np.ndarray] = {}
         for region in regions:
             change = region.delta * region.window
-            boxes = region.ssim_boxes()
+            boxes, limits = region.ssim_boxes(), budget.dssim_limits(len(region.faces))
             scale = 1.0
             for _ in range(12):
                 quantised = quantise(region.original + change * scale, pixels.dtype)
                 dssims = [float(d) for d in exact_dssims(quantised, region.reference, boxes)]
-                if max(dssims) <= budget.dssim:
+                if all(d <= limit for d, limit in zip(dssims, limits, strict=True)):
                     break
                 scale *= 0.85
             patch = from_unit(quantised, pixels.dtype)

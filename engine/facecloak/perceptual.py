@@ -151,11 +151,11 @@ def budget_scale(
     cloaked: Pixels,
     reference: SsimReference,
     boxes: Sequence[Box],
-    target: float,
+    targets: Sequence[float],
     generator: torch.Generator,
     tiles: int = 3,
 ) -> float:
-    """Factor (<= 1) to scale a change by so its worst estimated DSSIM meets ``target``.
+    """Factor (<= 1) to scale a change by so each box's estimated DSSIM meets its target.
 
     DSSIM grows about as the square of a small change, hence the square root.
     """
@@ -164,5 +164,7 @@ def budget_scale(
     samples = [
         sampled_dssims(cloaked, reference, boxes, generator) for _ in range(1 if exact else tiles)
     ]
-    worst = max(sum(float(s[i]) for s in samples) / len(samples) for i in range(len(boxes)))
-    return 1.0 if worst <= target else math.sqrt(target / worst)
+    estimates = [sum(float(s[i]) for s in samples) / len(samples) for i in range(len(boxes))]
+    pairs = zip(targets, estimates, strict=True)
+    ratio = min(target / max(estimate, 1e-12) for target, estimate in pairs)
+    return 1.0 if ratio >= 1.0 else math.sqrt(ratio)

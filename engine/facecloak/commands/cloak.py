@@ -52,6 +52,10 @@ def add_budget_overrides(parser: argparse.ArgumentParser) -> None:
     """The expert overrides of a mode's budget (shared with ``facecloak eval``)."""
     expert = parser.add_argument_group("expert overrides of the mode's budget")
     expert.add_argument("--dssim", type=float, help="largest face-region (1-SSIM)/2")
+    expert.add_argument(
+        "--region-dssim", type=float,
+        help="largest (1-SSIM)/2 over all the change touches (default: --dssim's)",
+    )  # fmt: skip
     expert.add_argument("--max-change", type=float, help="largest per-pixel change, 0-255 units")
     expert.add_argument("--steps", type=int, help="optimisation steps")
     expert.add_argument("--samples", type=int, help="random transformations per step")
@@ -64,6 +68,7 @@ def budget_from_args(args: argparse.Namespace) -> CloakBudget:
     """The mode's budget with the expert overrides applied and checked."""
     overrides = {
         "dssim": args.dssim,
+        "region_dssim": args.region_dssim,
         "max_change": None if args.max_change is None else args.max_change / 255.0,
         "steps": args.steps,
         "samples": args.samples,

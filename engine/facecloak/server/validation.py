@@ -131,6 +131,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "samples": (int, 1, 64),
     "extra_steps": (int, 0, 10_000),
     "dssim": (float, 1e-6, 0.5),
+    "region_dssim": (float, 1e-6, 0.5),
     "max_change": (float, 1e-3, 255.0),
 }
 
