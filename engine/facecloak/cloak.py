@@ -28,6 +28,7 @@ from torch import nn
 
 from facecloak.align import similarity_transform, warp_faces, warp_faces_from_pixels
 from facecloak.budget import CloakBudget
+from facecloak.crops import CroppedRegion
 from facecloak.eot import (
     JPEG_SOURCE_LIMIT,
     Jitter,
@@ -312,10 +313,17 @@ class Cloaker:
 
     def _step(self, live: list[_Run]) -> None:
         """One optimisation step of every photo in flight."""
-        loss = self._step_loss(live)
-        loss.backward()
+        with torch.no_grad():  # the gradient is routed by hand: see facecloak.crops
+            cloaked = {
+                id(region): CroppedRegion(region.cloaked())
+                for run in live
+                for region in run.active_regions()
+            }
+        self._step_loss(live, cloaked).backward()
         for run in live:
             for region, sigma in zip(run.regions, run.sigmas, strict=True):
+                if id(region) in cloaked:
+                    region.delta.grad = cloaked[id(region)].gradient() * region.window
                 _smooth_gradient(region.delta, sigma)
             run.optimiser.step(_step_rate(run.budget, run.step))
             self._constrain(run.regions, run.budget, run.generator)
@@ -366,7 +374,7 @@ class Cloaker:
         regions = group_faces(landmarks, templates, *pixels.shape[:2])
         for region in regions:
             patch = pixels[region.top : region.bottom, region.left : region.right]
-            region.original = to_unit(patch).to(self.device)
+            region.original = to_unit(patch).to(self.device).contiguous()
             region.reference = SsimReference(region.original)
             region.delta = torch.zeros_like(region.original, requires_grad=True)
             region.window = taper(*region.shape).to(self.device)
@@ -391,13 +399,13 @@ class Cloaker:
         chip_scale = float(face_scale(self.recognisers[0].template[None])[0])
         return max(0.0, 0.5 * smallest / chip_scale - 0.25)
 
-    def _step_loss(self, runs: list[_Run]) -> torch.Tensor:
-        """One step's objective: identity term over the ensemble plus the SSIM penalty.
+    def _step_loss(self, runs: list[_Run], cloaked: dict[int, CroppedRegion]) -> torch.Tensor:
+        """One step's objective: identity term over the ensemble plus the SSIM penalty, on the
+        cloaked pixels of each active region (``cloaked``, by the region's id).
 
         All faces of all active regions of all photos go through each model in one batch; each
         photo's terms are averaged over its own faces, so its gradient is what it would be alone.
         """
-        cloaked = {id(region): region.cloaked() for run in runs for region in run.active_regions()}
         loss = torch.zeros((), device=self.device)
         for recogniser in self.recognisers:
             spec = recogniser.spec
@@ -431,7 +439,7 @@ class Cloaker:
             for region in run.active_regions():
                 boxes, reference = region.ssim_boxes(), region.reference
                 limits = run.budget.dssim_limits(len(region.faces))
-                dssims = sampled_dssims(cloaked[id(region)], reference, boxes, run.generator)
+                dssims = sampled_dssims(cloaked[id(region)].crop, reference, boxes, run.generator)
                 for dssim, limit in zip(dssims, limits, strict=True):
                     loss = loss + SSIM_WEIGHT * torch.relu(dssim - limit * 0.9)
         return loss

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-from facecloak.align import homogeneous, similarity_transform, warp_faces
+from facecloak.align import homogeneous, similarity_transform, source_bounds, warp_faces
 from facecloak.jpeg import jpeg_round_trip
 
 
@@ -70,35 +71,111 @@ def jittered_matrices(
     return (extra @ full)[:, :2]
 
 
+class RegionPixels(Protocol):
+    """A region's pixels, read a crop at a time (:class:`facecloak.crops.CroppedRegion`)."""
+
+    shape: tuple[int, int]
+
+    def crop(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor: ...
+
+
 @dataclass
 class PhotoVersion:
-    """One copy of a face region as a tracker may have received the photo.
+    """One copy of a face region as a tracker may have received the photo: perhaps downscaled
+    by ``factor`` (a box filter, or every ``factor``-th pixel from ``offset``), perhaps JPEG-coded
+    at ``quality``.
 
-    ``pixels`` is the region, perhaps downscaled and JPEG-coded; ``back`` (3 x 3) maps its pixel
-    coordinates back to the region's, so an alignment made for the region reads the same face
-    from it, whichever of the region's faces it is for.
+    A region bigger than ``WHOLE_REGION_LIMIT`` is never made whole: each chip reads a window
+    around its own footprint, aligned to the downscale factor and to JPEG's 16-pixel blocks so
+    that every pixel the chip reads equals the whole version's, and the step's gradient lands
+    in tensors the size of those windows (a 24-megapixel face's region is over a megapixel).
     """
 
-    pixels: torch.Tensor
-    back: torch.Tensor
-    chip_quality: float | None = None  # too big to encode whole: each chip is encoded instead
+    source: RegionPixels
+    factor: int = 1
+    pooled: bool = True
+    offset: int = 0
+    quality: float | None = None
+    _whole: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def coded_whole(self) -> bool:
+        """JPEG happens to the photo, on its own 8x8 grid, before any tracker aligns it; a
+        version too big to encode every step has its chips encoded instead."""
+        height, width = self.source.shape
+        small = (height // self.factor) * (width // self.factor) <= JPEG_SOURCE_LIMIT
+        return self.quality is not None and small
 
     def chips(self, matrices: torch.Tensor, size: int) -> torch.Tensor:
         """Aligned ``size`` chips of this version for region alignments ``matrices`` (B x 2 x 3)."""
-        to_version = (homogeneous(matrices) @ self.back)[:, :2]
-        chips = warp_faces(self.pixels, to_version.to(self.pixels.device), size)
-        return chips if self.chip_quality is None else jpeg_round_trip(chips, self.chip_quality)
+        chips = []
+        for matrix in matrices:
+            pixels, back = self._window(matrix, size)
+            to_version = (homogeneous(matrix[None]) @ back)[:, :2]
+            chips.append(warp_faces(pixels, to_version.to(pixels.device), size))
+        joined = torch.cat(chips)
+        if self.quality is None or self.coded_whole:
+            return joined
+        return jpeg_round_trip(joined, self.quality)
+
+    def _window(self, matrix: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The version's pixels around what ``matrix`` reads, and the matrix from their pixel
+        coordinates back to the region's."""
+        height, width = self.source.shape
+        if height * width <= WHOLE_REGION_LIMIT:
+            return self._whole_version()
+        x0, y0, x1, y1 = source_bounds(matrix, size)
+        # Room for bilinear reads of the shrunk copy and for JPEG's chroma upsampling, which
+        # reads one coded sample past a window's edge.
+        margin = 4 * self.factor + 2
+        grid = 16 * self.factor if self.coded_whole else self.factor
+        top = max(0, math.floor((y0 - margin) / grid) * grid)
+        left = max(0, math.floor((x0 - margin) / grid) * grid)
+        bottom = min(height, math.ceil((y1 + margin) / grid) * grid)
+        right = min(width, math.ceil((x1 + margin) / grid) * grid)
+        if (top, bottom, left, right) == (0, height, 0, width) or min(
+            bottom - top, right - left
+        ) < grid:
+            return self._whole_version()
+        return self._make(top, bottom, left, right)
+
+    def _whole_version(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole region's version, made once and shared by the region's faces."""
+        if self._whole is None:
+            height, width = self.source.shape
+            self._whole = self._make(0, height, 0, width)
+        return self._whole
+
+    def _make(
+        self, top: int, bottom: int, left: int, right: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The version of the region's window, and the matrix back to region coordinates."""
+        pixels = self.source.crop(top, bottom, left, right)
+        phase = 0.0
+        if self.factor > 1 and self.pooled:
+            pixels = torch.nn.functional.avg_pool2d(pixels, self.factor, stride=self.factor)
+            phase = (self.factor - 1) / 2.0
+        elif self.factor > 1:
+            pixels = pixels[..., self.offset :: self.factor, self.offset :: self.factor]
+            phase = float(self.offset)
+        if self.coded_whole:
+            pixels = jpeg_round_trip(pixels, self.quality)
+        # Version pixel x sits at left + factor * x + phase in the region.
+        back = torch.tensor(
+            [[self.factor, 0.0, left + phase], [0.0, self.factor, top + phase], [0.0, 0.0, 1.0]]
+        )
+        return pixels, back
 
 
 def draw_versions(
-    region: torch.Tensor,
+    region: RegionPixels,
     count: int,
     chip_ratio: float,
     jitter: Jitter,
     generator: torch.Generator,
     jpeg_probability: float = 0.0,
 ) -> list[PhotoVersion]:
-    """``count`` random versions of ``region`` (``1 x 3 x h x w``): as is, downscaled, JPEG-coded.
+    """``count`` random versions of ``region``: as is, downscaled, JPEG-coded.
 
     ``chip_ratio`` is how many region pixels one chip pixel spans (the smallest over the
     region's faces and the recognisers). A tracker may align straight from the full-resolution
@@ -107,24 +184,22 @@ def draw_versions(
     """
     versions = []
     for _ in range(count):
-        factor = 0
+        version = PhotoVersion(region)
         draw = float(torch.rand((), generator=generator))
         if chip_ratio >= 2.0 and draw < jitter.downscale_probability:
             # Downscale by an integer factor so the face lands at 1x-1.5x the chip's
             # resolution: one cheap pass, whatever the photo's resolution.
             spread = 1.0 + 0.5 * float(torch.rand((), generator=generator))
-            factor = max(2, int(chip_ratio / spread))
+            version.factor = max(2, int(chip_ratio / spread))
         elif chip_ratio < 2.0 and draw < jitter.shrink_probability:
-            factor = 2  # near the chip's resolution: a half-size copy of the photo
-        source, back = _downscaled(region, factor, generator) if factor else (region, torch.eye(3))
-        version = PhotoVersion(source, back)
+            version.factor = 2  # near the chip's resolution: a half-size copy of the photo
+        if version.factor > 1:
+            # A box filter, or every k-th pixel at a random phase.
+            version.pooled = bool(torch.rand((), generator=generator) < 0.6)
+            if not version.pooled:
+                version.offset = int(torch.randint(version.factor, (), generator=generator))
         if float(torch.rand((), generator=generator)) < jpeg_probability:
-            quality = _quality(jitter, generator)
-            if source.shape[-1] * source.shape[-2] <= JPEG_SOURCE_LIMIT:
-                # JPEG happens to the photo, on its own 8x8 grid, before any tracker aligns it.
-                version.pixels = jpeg_round_trip(source, quality)
-            else:  # too big to encode every step: encode the chips instead
-                version.chip_quality = quality
+            version.quality = _quality(jitter, generator)
         versions.append(version)
     return versions
 
@@ -134,24 +209,8 @@ def chip_ratio(matrices: torch.Tensor) -> float:
     return float((1.0 / torch.linalg.det(matrices[:, :, :2]).abs().sqrt()).min())
 
 
-def _downscaled(
-    region: torch.Tensor, factor: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``region`` shrunk by ``factor`` (box filter, or every k-th pixel at a random phase) and
-    the matrix from the shrunk copy's pixel coordinates back to the region's."""
-    if bool(torch.rand((), generator=generator) < 0.6):
-        source = torch.nn.functional.avg_pool2d(region, factor, stride=factor)
-        phase = (factor - 1) / 2.0
-    else:
-        offset = int(torch.randint(factor, (), generator=generator))
-        source = region[..., offset::factor, offset::factor]
-        phase = float(offset)
-    # Downscaled pixel x sits at factor * x + phase in the region.
-    back = torch.tensor([[factor, 0.0, phase], [0.0, factor, phase], [0.0, 0.0, 1.0]])
-    return source, back
-
-
 JPEG_SOURCE_LIMIT = 640 * 640  # largest source (pixels) that is JPEG-coded whole per step
+WHOLE_REGION_LIMIT = 640 * 640  # largest region (pixels) whose versions are made whole
 
 
 def _quality(jitter: Jitter, generator: torch.Generator) -> float:
