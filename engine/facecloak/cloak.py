@@ -374,7 +374,7 @@ class Cloaker:
         regions = group_faces(landmarks, templates, *pixels.shape[:2])
         for region in regions:
             patch = pixels[region.top : region.bottom, region.left : region.right]
-            region.original = to_unit(patch).to(self.device).contiguous()
+            region.original = to_unit(patch).to(self.device)
             region.reference = SsimReference(region.original)
             region.delta = torch.zeros_like(region.original, requires_grad=True)
             region.window = taper(*region.shape).to(self.device)

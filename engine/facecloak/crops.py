@@ -31,7 +31,9 @@ class CroppedRegion:
 
     def gradient(self) -> torch.Tensor:
         """The loss's gradient with respect to the region's pixels: every crop's, in place."""
-        total = torch.zeros_like(self.pixels)
+        # Contiguous whatever the pixels' layout: the smoothing and Adam that follow run up to
+        # twice as fast on it as on a channels-last one.
+        total = torch.zeros(self.pixels.shape, dtype=self.pixels.dtype, device=self.pixels.device)
         for (top, bottom, left, right), leaf in self._crops:
             if leaf.grad is not None:
                 total[..., top:bottom, left:right] += leaf.grad
