@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import kornia.metrics
 import numpy as np
 import pytest
 import torch
 from facecloak.models import get
 from facecloak.perceptual import (
+    EXACT_AREA,
+    SSIM_TILE,
     SsimReference,
     budget_scale,
     exact_dssims,
@@ -106,3 +110,17 @@ def test_scale_meets_each_box_its_own_target():
     rescaled = (original + (cloaked - original) * factor).clamp(0, 1)
     after = [float(d) for d in exact_dssims(rescaled, reference, boxes)]
     assert whole / 8 < after[1] < whole / 4 * 1.25 and after[0] < face / 2
+
+
+def test_a_box_that_fits_in_a_tile_is_measured_exactly_in_a_big_region():
+    """In a region too big for exact figures, a face box no bigger than a tile is still exact
+    (only bigger boxes are estimated from random tiles)."""
+    original, cloaked = _astronaut_pair()  # 512 x 512: tiles, not one exact map
+    reference = SsimReference(original)
+    assert EXACT_AREA < 512 * 512
+    face = (150, 180, 150 + SSIM_TILE, 180 + SSIM_TILE)
+    boxes = [face, (0, 0, 512, 512)]
+    exact = float(exact_dssims(cloaked, reference, [face])[0])
+    generator = torch.Generator().manual_seed(4)
+    factor = budget_scale(cloaked, reference, boxes, [exact / 2, 1.0], generator)
+    assert factor == pytest.approx(math.sqrt(0.5), rel=1e-5)
