@@ -133,9 +133,9 @@ class PhotoVersion:
         left = max(0, math.floor((x0 - margin) / grid) * grid)
         bottom = min(height, math.ceil((y1 + margin) / grid) * grid)
         right = min(width, math.ceil((x1 + margin) / grid) * grid)
-        if (top, bottom, left, right) == (0, height, 0, width) or min(
-            bottom - top, right - left
-        ) < grid:
+        covers_all = (top, bottom, left, right) == (0, height, 0, width)
+        outside = min(bottom - top, right - left) < grid  # a chip jittered off the region
+        if covers_all or outside:
             return self._whole_version()
         return self._make(top, bottom, left, right)
 
