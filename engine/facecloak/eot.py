@@ -15,7 +15,7 @@ from typing import Protocol
 import torch
 
 from facecloak.align import homogeneous, similarity_transform, source_bounds, warp_faces
-from facecloak.jpeg import jpeg_round_trip
+from facecloak.jpeg import MCU, jpeg_round_trip
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class PhotoVersion:
         # Room for bilinear reads of the shrunk copy and for JPEG's chroma upsampling, which
         # reads one coded sample past a window's edge.
         margin = 4 * self.factor + 2
-        grid = 16 * self.factor if self.coded_whole else self.factor
+        grid = MCU * self.factor if self.coded_whole else self.factor
         top = max(0, math.floor((y0 - margin) / grid) * grid)
         left = max(0, math.floor((x0 - margin) / grid) * grid)
         bottom = min(height, math.ceil((y1 + margin) / grid) * grid)
