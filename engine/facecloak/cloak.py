@@ -395,12 +395,17 @@ class Cloaker:
         return regions
 
     def _gradient_sigma(self, region: Region) -> float:
-        """Blur (in photo pixels) that spreads a region's gradient over what one chip pixel
-        covers: a tracker's aligned crop of a big face reads a sparse subset of its pixels, so
-        per-pixel steps on only those pixels would be noise that no tracker sees."""
+        """Blur (in photo pixels) that spreads a region's gradient over about two chip pixels.
+
+        A tracker's aligned crop of a big face reads a sparse subset of its pixels, so per-pixel
+        steps on only those pixels would be noise that no tracker sees; and on a big face,
+        patterns finer than a chip pixel or two cost full-resolution SSIM on smooth skin for
+        little effect on the chip. A blur of one chip pixel (half of this) left SFace matching
+        two of ten portraits with 500-px faces (bench/protect_portraits.py, docs/evaluation.md).
+        """
         smallest = min(float(face_scale(torch.tensor(p)[None])[0]) for p in region.points.values())
         chip_scale = float(face_scale(self.recognisers[0].template[None])[0])
-        return max(0.0, 0.5 * smallest / chip_scale - 0.25)
+        return max(0.0, smallest / chip_scale - 0.5)
 
     def _step_loss(self, runs: list[_Run], cloaked: dict[int, CroppedRegion]) -> torch.Tensor:
         """One step's objective: identity term over the ensemble plus the SSIM penalty, on the
