@@ -79,7 +79,10 @@ def _start(src: Path, dest: Path, report: Path | None = None) -> subprocess.Pope
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _interrupt_when(process: subprocess.Popen, dest: Path, ready, sig: int) -> int:
+def _interrupt_when(process: subprocess.Popen, dest: Path, ready, sig: int) -> tuple[int, str]:
+    """Signal the batch once ``ready`` holds for its done records; its exit code and the last
+    lines of what it printed to stderr (for the failure message)."""
+    errors = ""
     try:
         deadline = time.monotonic() + 120
         while not ready(_done(dest)):
@@ -87,12 +90,12 @@ def _interrupt_when(process: subprocess.Popen, dest: Path, ready, sig: int) -> i
             assert time.monotonic() < deadline, "the batch made no progress"
             time.sleep(0.05)
         process.send_signal(sig)
-        process.communicate(timeout=120)
+        _, errors = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    return process.returncode
+    return process.returncode, "\n".join(errors.splitlines()[-8:])
 
 
 @pytest.mark.slow
@@ -104,15 +107,15 @@ def test_interrupted_batches_resume_to_one_clean_output_each(tmp_path: Path) -> 
     others = len(before) - len(images) - 1  # licence, read-me and note files: skipped
     assert len(images) > 300
 
-    code = _interrupt_when(_start(src, dest), dest, lambda d: len(d) >= 100, signal.SIGINT)
-    assert code == 130
+    code, errors = _interrupt_when(_start(src, dest), dest, lambda d: len(d) >= 100, signal.SIGINT)
+    assert code == 130, errors
     assert not list(dest.rglob(".facecloak-*.tmp"))
     after_sigint = len(_done(dest))
 
     def some_faces_done(done: list[dict]) -> bool:
         return sum(r["status"] == "cloaked" for r in done) >= 3
 
-    code = _interrupt_when(_start(src, dest), dest, some_faces_done, signal.SIGKILL)
+    code, _ = _interrupt_when(_start(src, dest), dest, some_faces_done, signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert len(_done(dest)) > after_sigint
 
