@@ -99,6 +99,22 @@ def test_eval_usage_errors(tmp_path, capsys):
     assert len(err) == 2 and all(line.startswith("facecloak: error:") for line in err)
 
 
+def test_eval_applies_every_expert_budget_flag(tmp_path):
+    """Each flag `facecloak cloak` takes reaches the budget the tracker's experiment cloaks
+    with (`--region-dssim` was once accepted and silently dropped)."""
+    from facecloak.budget import budget_for
+    from facecloak.cli import build_parser
+    from facecloak.commands.eval import _settings
+
+    flags = ["--dssim", "0.02", "--region-dssim", "0.004", "--max-change", "10.2"]
+    flags += ["--steps", "3", "--samples", "1", "--extra-steps", "0"]
+    args = build_parser().parse_args(["eval", str(tmp_path), "--out", str(tmp_path / "r"), *flags])
+    budget = budget_for("mid").with_overrides(**_settings(args).overrides)
+    expected = {"dssim": 0.02, "region_dssim": 0.004, "max_change": 0.04, "steps": 3}
+    expected |= {"samples": 1, "extra_steps": 0}
+    assert {key: getattr(budget, key) for key in expected} == pytest.approx(expected)
+
+
 @pytest.fixture(scope="module")
 def cloaked_pair(tmp_path_factory) -> tuple[Path, Path]:
     original = shared_data("faces", "lfw62", "Alvaro_Uribe", "Alvaro_Uribe_0001.jpg")

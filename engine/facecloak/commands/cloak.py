@@ -66,6 +66,12 @@ def add_budget_overrides(parser: argparse.ArgumentParser) -> None:
 
 def budget_from_args(args: argparse.Namespace) -> CloakBudget:
     """The mode's budget with the expert overrides applied and checked."""
+    return budget_for(args.mode).with_overrides(**budget_overrides(args))
+
+
+def budget_overrides(args: argparse.Namespace) -> dict[str, float | int]:
+    """The budget settings the expert flags set, in the budget's units, checked; what
+    ``facecloak eval`` applies to every mode it runs."""
     overrides = {
         "dssim": args.dssim,
         "region_dssim": args.region_dssim,
@@ -78,7 +84,7 @@ def budget_from_args(args: argparse.Namespace) -> CloakBudget:
     for key, value in overrides.items():
         if value < 0 or (value == 0 and key != "extra_steps"):
             raise UsageError(f"--{key.replace('_', '-')} must be positive")
-    return budget_for(args.mode).with_overrides(**overrides)
+    return overrides
 
 
 def _summary(report: PhotoReport) -> str:

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from facecloak.commands.cloak import budget_from_args
+    from facecloak.commands.cloak import budget_overrides
     from facecloak.evaluation.experiment import EvalSettings
 
     data = args.data if args.data is not None else DEFAULT_DATA
@@ -52,16 +52,7 @@ def _settings(args: argparse.Namespace):
     for name in ("users", "train", "test", "others"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1")
-    args.mode = modes[0]
-    base = budget_from_args(args)  # checks the overrides once
-    overrides = {
-        key: getattr(base, key)
-        for key, flag in (
-            ("dssim", args.dssim), ("max_change", args.max_change), ("steps", args.steps),
-            ("samples", args.samples), ("extra_steps", args.extra_steps),
-        )
-        if flag is not None
-    }  # fmt: skip
+    overrides = budget_overrides(args)  # every expert flag given, checked once
     return EvalSettings(
         data=data, users=args.users, train=args.train, test=args.test,
         others_per_person=args.others, modes=modes,
