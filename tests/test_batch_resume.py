@@ -76,7 +76,17 @@ def _start(src: Path, dest: Path, report: Path | None = None) -> subprocess.Pope
     command += [*CHEAP, "--jobs", "2"]
     if report is not None:
         command += ["--json", str(report)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it. A shell starts background jobs (``cmd &``, as CI
+    runners and ``nohup`` often do) with SIGINT ignored, children inherit that, and Python
+    then installs no KeyboardInterrupt handler: the batch would rightly run to the end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt_when(process: subprocess.Popen, dest: Path, ready, sig: int) -> tuple[int, str]:
