@@ -55,7 +55,7 @@ WEAK_SHARE = 0.5  # a face counts as weak until past this share of the margin
 WEAK_CHECK_EVERY = 10  # steps between weak-face checks
 FIRST_CHECK = 10  # faces already past their margin this early stop here
 CPU_CHIPS_PER_PASS = 8  # see Cloaker._embed_in_passes
-MIN_GRADIENT_SIGMA = 0.9  # px: the least blur of a gradient (see Cloaker._gradient_sigma)
+MIN_GRADIENT_SIGMA = 0.8  # chip pixels: the least blur of a gradient (Cloaker._gradient_sigma)
 # The final fit of each change to its budget (Cloaker._fit_budget): at most this many tries,
 # each aiming at this share of the worst box's limit, until one that fits uses the floor share.
 FIT_TRIES, FIT_AIM, FIT_FLOOR = 12, 0.99, 0.97
@@ -403,13 +403,16 @@ class Cloaker:
         patterns finer than a chip pixel or two cost full-resolution SSIM on smooth skin for
         little effect on the chip. A blur of one chip pixel (half of this) left SFace matching
         two of ten portraits with 500-px faces (bench/protect_portraits.py, docs/evaluation.md).
-        Faces about a chip's size still get ``MIN_GRADIENT_SIGMA``: pixel-fine patterns are what
-        JPEG and halving remove first (docs/evaluation.md: the tracker's classifiers recognised
-        up to 11 % more of an LFW user's photos after JPEG 75 or at half size without it).
+        Faces about a chip's size still get ``MIN_GRADIENT_SIGMA`` chip pixels: pixel-fine
+        patterns are what JPEG and halving remove first (docs/evaluation.md: the tracker's
+        classifiers recognised up to 11 % more of an LFW user's photos after JPEG 75 or at half
+        size with none). The least is in chip pixels, so faces smaller than a chip are not
+        blurred past what the recognisers read; over about 1.4 chip pixels, LFW's protection
+        collapsed.
         """
         smallest = min(float(face_scale(torch.tensor(p)[None])[0]) for p in region.points.values())
-        chip_scale = float(face_scale(self.recognisers[0].template[None])[0])
-        return max(MIN_GRADIENT_SIGMA, smallest / chip_scale - 0.5)
+        ratio = smallest / float(face_scale(self.recognisers[0].template[None])[0])
+        return max(MIN_GRADIENT_SIGMA * ratio, ratio - 0.5)
 
     def _step_loss(self, runs: list[_Run], cloaked: dict[int, CroppedRegion]) -> torch.Tensor:
         """One step's objective: identity term over the ensemble plus the SSIM penalty, on the
