@@ -30,12 +30,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import require_data
+from _tracker import VIEWS, rescore, scaled, tracker_copies
 from facecloak.budget import CloakBudget, budget_for
 from facecloak.cloak import Cloaker
-from facecloak.detect import Face, FaceDetector
+from facecloak.detect import FaceDetector
 from facecloak.engine import Engine
-from facecloak.metrics import face_region_ssim, match_faces
-from protect_quick import EVALUATORS, jpeg
+from facecloak.metrics import face_region_ssim
+from protect_quick import EVALUATORS
 
 # One face each, 300-560 px (YuNet's box), at the photo's own resolution.
 PORTRAITS = (
@@ -50,23 +51,6 @@ PORTRAITS = (
     ("face_recognition-examples", "rose_leslie_img2.jpg"),
     ("dlib-examples-faces", "Tom_Cruise_avp_2014_4.jpg"),
 )
-WEB_SIDE = 1080  # long side a social network re-encodes uploads to
-VIEWS = ("saved", "jpeg75", "web")
-
-
-def web_copy(pixels: np.ndarray) -> tuple[np.ndarray, float]:
-    """The photo shrunk to ``WEB_SIDE`` on its long side (never enlarged) and JPEG-75 coded,
-    with the scale applied."""
-    height, width = pixels.shape[:2]
-    scale = min(1.0, WEB_SIDE / max(height, width))
-    size = (round(width * scale), round(height * scale))
-    shrunk = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
-    return jpeg(shrunk, 75), scale
-
-
-def scaled(face: Face, scale: float) -> Face:
-    """``face`` in the coordinates of a copy resized by ``scale``."""
-    return Face(tuple(v * scale for v in face.box), face.landmarks * scale, face.score)
 
 
 def measure(
@@ -86,20 +70,10 @@ def measure(
         "ssim": face_region_ssim(original, cloaked, face),
     }
     reference = judge.embed(original, [face.landmarks])
-    web, scale = web_copy(cloaked)
-    views = {"saved": (cloaked, face), "jpeg75": (jpeg(cloaked, 75), face)}
-    views["web"] = (web, scaled(face, scale))
-    for view, (pixels, where) in views.items():
-        again = match_faces([where], detector.detect(pixels).faces)[0]
-        for recogniser in judge.recognisers:
-            spec = recogniser.spec
-            key = f"{spec.name}/{view}"
-            if again is None:  # the tracker cannot even find the face: protected
-                row[key], row[f"{key}/match"] = None, False
-                continue
-            embedded = judge.embed(pixels, [again.landmarks])[spec.name]
-            row[key] = float(spec.published_similarity(embedded, reference[spec.name])[0])
-            row[f"{key}/match"] = bool(spec.same_person(embedded, reference[spec.name])[0])
+    for view, (copy, scale) in tracker_copies(cloaked).items():
+        scores = rescore(judge, detector, [scaled(face, scale)], reference, copy)[0]
+        for name, (similarity, still_matches) in scores.items():
+            row[f"{name}/{view}"], row[f"{name}/{view}/match"] = similarity, still_matches
     return row
 
 
