@@ -20,7 +20,7 @@ from facecloak.perceptual import (
     sampled_dssims,
     ssim_map,
 )
-from facecloak.regions import Region, group_faces, taper
+from facecloak.regions import Region, face_zone, group_faces, taper
 from PIL import Image
 
 from tests.conftest import shared_data
@@ -153,3 +153,35 @@ def test_final_fit_meets_every_limit_and_leaves_little_of_the_budget_unused(regi
     assert max(shares) <= 1.0 and max(shares) >= 0.97
     binding = 0 if region_dssim is None else 1
     assert shares[binding] == max(shares)
+
+
+def test_final_fit_gives_each_face_of_a_shared_region_its_own_budget():
+    """Two faces share a region, one changed twice as strongly: each ends within 3 % of its own
+    limit. One scale for the region left the weaker change at about a quarter of its budget."""
+    original, cloaked = (image[..., 40:296, 120:376] for image in _astronaut_pair())
+    region = Region(0, 0, 256, 256, faces=[0, 1])
+    region.original, region.reference = original, SsimReference(original)
+    strength = torch.zeros((1, 1, 256, 256))  # a change around each face only
+    strength[..., 50:210, 10:110], strength[..., 50:210, 146:246] = 4.0, 2.0
+    region.delta, region.window = (cloaked - original) * strength, taper(256, 256)
+    region.boxes = {0: (60, 20, 200, 100), 1: (60, 156, 200, 236)}
+    region.zones = {face: face_zone(region.boxes[face], 256, 256) for face in (0, 1)}
+    budget = budget_for("mid")
+    limits = budget.dssim_limits(2)
+    quantised, dssims = Cloaker._fit_budget(region, budget, np.dtype(np.uint8))
+    measured = [float(d) for d in exact_dssims(quantised, region.reference, region.ssim_boxes())]
+    assert measured == pytest.approx(dssims, abs=1e-7)
+    shares = [d / limit for d, limit in zip(measured, limits, strict=True)]
+    assert max(shares) <= 1.0
+    assert min(shares[:2]) >= 0.97, shares
+
+
+def test_a_face_zone_covers_what_its_box_ssim_reads_and_fades_out():
+    top, left, bottom, right, mask = face_zone((50, 60, 100, 120), 200, 150)
+    assert (top, left, bottom, right) == (35, 45, 115, 135)
+    local = mask[0, 0]
+    # Full strength over the box and the SSIM window's reach beyond it.
+    assert bool((local[50 - 5 - top : 100 + 5 - top, 60 - 5 - left : 120 + 5 - left] == 1).all())
+    assert float(local[0].max()) < 0.05 and float(local[:, -1].max()) < 0.05
+    # Clipped to the region.
+    assert face_zone((0, 0, 40, 40), 60, 60)[:4] == (0, 0, 55, 55)

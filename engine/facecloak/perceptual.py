@@ -153,15 +153,16 @@ def sampled_dssims(
 
 
 @torch.no_grad()
-def budget_scale(
+def box_scales(
     cloaked: Pixels,
     reference: SsimReference,
     boxes: Sequence[Box],
     targets: Sequence[float],
     generator: torch.Generator,
     tiles: int = 3,
-) -> float:
-    """Factor (<= 1) to scale a change by so each box's estimated DSSIM meets its target.
+) -> list[float]:
+    """Factor (<= 1) for each box: what scaling the change by would bring that box's
+    estimated DSSIM to its target.
 
     DSSIM grows about as the square of a small change, hence the square root.
     """
@@ -177,5 +178,16 @@ def budget_scale(
     for i in sampled:
         estimates[i] /= tiles
     pairs = zip(targets, estimates, strict=True)
-    ratio = min(target / max(estimate, 1e-12) for target, estimate in pairs)
-    return 1.0 if ratio >= 1.0 else math.sqrt(ratio)
+    return [min(1.0, math.sqrt(target / max(estimate, 1e-12))) for target, estimate in pairs]
+
+
+def budget_scale(
+    cloaked: Pixels,
+    reference: SsimReference,
+    boxes: Sequence[Box],
+    targets: Sequence[float],
+    generator: torch.Generator,
+    tiles: int = 3,
+) -> float:
+    """Factor (<= 1) to scale a change by so each box's estimated DSSIM meets its target."""
+    return min(box_scales(cloaked, reference, boxes, targets, generator, tiles))

@@ -26,6 +26,9 @@ REGION_MARGIN = 0.12  # extra room around the chips' footprint for jitter, per s
 TAPER = 0.12  # share of each region side over which the change fades to zero at its border
 
 Box = tuple[int, int, int, int]  # top, left, bottom, right
+# A face's zone in a shared region (see face_zone): full strength over its box plus the SSIM
+# window's reach, fading out over this many more pixels.
+ZONE_REACH, ZONE_FADE = 5, 10
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Region:
     active: bool = True  # still being optimised
     chip_ratio: float = 1.0  # region pixels per chip pixel, smallest over faces and recognisers
     bounds: tuple[torch.Tensor, torch.Tensor] | None = None  # per-pixel limits of the change
+    # face -> (top, left, bottom, right, mask): where cutting that face's share of the change
+    # acts, in a region of several faces (face_zone)
+    zones: dict[int, tuple[int, int, int, int, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -72,6 +78,15 @@ class Region:
     def ssim_boxes(self) -> list[Box]:
         """Each face box, then the whole region: the areas whose SSIM is budgeted."""
         return [*(self.boxes[face] for face in self.faces), (0, 0, *self.shape)]
+
+    def cut_faces(self, change: torch.Tensor, cuts: Sequence[float]) -> None:
+        """Scale ``change`` (region-shaped) in place by each face's factor in ``cuts`` (in
+        ``faces`` order) over that face's zone, so one face at its limit does not hold back the
+        others of a shared region. Where zones overlap, the factors multiply."""
+        for face, cut in zip(self.faces, cuts, strict=True):
+            if cut < 1.0:
+                top, left, bottom, right, mask = self.zones[face]
+                change[..., top:bottom, left:right] *= 1.0 - (1.0 - cut) * mask
 
 
 def chip_footprint(
@@ -138,6 +153,25 @@ def taper(height: int, width: int) -> torch.Tensor:
         return 0.5 - 0.5 * torch.cos(math.pi * distance.clamp(max=1.0))
 
     return (ramp(height)[:, None] * ramp(width)[None, :])[None, None]
+
+
+def face_zone(box: Box, height: int, width: int) -> tuple[int, int, int, int, torch.Tensor]:
+    """The pixels whose change can touch a face box's SSIM (the box plus the window's reach),
+    at full strength, fading to nothing over ``ZONE_FADE`` more pixels so a cut leaves no edge
+    in the change; clipped to the region."""
+    reach = ZONE_REACH + ZONE_FADE
+    top, left = max(0, box[0] - reach), max(0, box[1] - reach)
+    bottom, right = min(height, box[2] + reach), min(width, box[3] + reach)
+
+    def ramp(start: int, stop: int, first: int, last: int) -> torch.Tensor:
+        position = torch.arange(start, stop, dtype=torch.float32)
+        outside = torch.clamp(torch.maximum(first - position, position - (last - 1)), min=0)
+        distance = (outside - ZONE_REACH).clamp(min=0) / ZONE_FADE
+        return 0.5 + 0.5 * torch.cos(math.pi * distance.clamp(max=1.0))
+
+    rows = ramp(top, bottom, box[0], box[2])
+    cols = ramp(left, right, box[1], box[3])
+    return top, left, bottom, right, (rows[:, None] * cols[None, :])[None, None]
 
 
 def box_from_landmarks(points: np.ndarray, height: int, width: int) -> Box:
