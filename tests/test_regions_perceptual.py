@@ -10,6 +10,8 @@ import pytest
 import torch
 from facecloak.budget import budget_for
 from facecloak.cloak import Cloaker
+from facecloak.detect import Face
+from facecloak.metrics import face_region_ssim
 from facecloak.models import get
 from facecloak.perceptual import (
     EXACT_AREA,
@@ -20,7 +22,7 @@ from facecloak.perceptual import (
     sampled_dssims,
     ssim_map,
 )
-from facecloak.regions import Region, face_zone, group_faces, taper
+from facecloak.regions import Region, chip_footprint, face_zone, group_faces, taper
 from PIL import Image
 
 from tests.conftest import shared_data
@@ -185,3 +187,39 @@ def test_a_face_zone_covers_what_its_box_ssim_reads_and_fades_out():
     assert float(local[0].max()) < 0.05 and float(local[:, -1].max()) < 0.05
     # Clipped to the region.
     assert face_zone((0, 0, 40, 40), 60, 60)[:4] == (0, 0, 55, 55)
+
+
+def test_regions_sit_on_the_photos_jpeg_grid():
+    """A region's JPEG round trip during optimisation codes the blocks a tracker's re-encoding
+    of the photo codes: its edges are on the 16-px grid, or on the photo's own edge."""
+    faces = [np.add(FACE, offset) for offset in ([3, 7], [411, 29], [205, 233])]
+    for region in group_faces(faces, _templates(), 397, 803):
+        assert region.top % 16 == 0 and region.left % 16 == 0
+        assert region.bottom % 16 == 0 or region.bottom == 397
+        assert region.right % 16 == 0 or region.right == 803
+        for face in region.faces:  # still covers every chip of its faces
+            x0, y0, x1, y1 = chip_footprint(faces[face], _templates())
+            assert region.top <= max(0, y0) and region.bottom >= min(397, y1)
+            assert region.left <= max(0, x0) and region.right >= min(803, x1)
+
+
+@pytest.mark.parametrize("box", [(200.4, 90.0, 41.0, 44.5), (0.0, 470.0, 60.0, 42.0)])
+def test_face_region_ssim_is_the_photos_ssim_map_over_the_box(box):
+    """The reported face SSIM reads the box's surroundings as they are in the photo (the
+    engine's budget does), not a crop's padding: on a 40-px face they differ."""
+    original, cloaked = _astronaut_pair()
+    x, y, w, h = box
+    top, left = int(y), int(x)
+    bottom, right = min(512, math.ceil(y + h)), min(512, math.ceil(x + w))
+    pixels = [
+        (image[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        for image in (original, cloaked)
+    ]
+    quantised = [
+        torch.from_numpy(p.astype(np.float32) / 255).permute(2, 0, 1)[None] for p in pixels
+    ]
+    expected = float(
+        kornia.metrics.ssim(*quantised, 11, padding="same")[..., top:bottom, left:right].mean()
+    )
+    face = Face(box, np.zeros((5, 2), np.float32), 1.0)
+    assert face_region_ssim(*pixels, face) == pytest.approx(expected, abs=1e-6)

@@ -18,6 +18,7 @@ import torch
 
 from facecloak.align import similarity_transform, source_bounds
 from facecloak.eot import face_scale
+from facecloak.jpeg import MCU
 
 if TYPE_CHECKING:
     from facecloak.perceptual import SsimReference
@@ -113,23 +114,36 @@ def _first_overlap(regions: list[Region]) -> tuple[int, int] | None:
     return None
 
 
+def _grid_floor(value: float) -> int:
+    return math.floor(value / MCU) * MCU
+
+
+def _grid_ceil(value: float) -> int:
+    return math.ceil(value / MCU) * MCU
+
+
 def group_faces(
     landmarks: Sequence[np.ndarray],
     templates: Sequence[tuple[torch.Tensor, int]],
     height: int,
     width: int,
 ) -> list[Region]:
-    """One region per face, merged where they overlap so no pixel has two owners."""
+    """One region per face, merged where they overlap so no pixel has two owners.
+
+    Regions start on the photo's JPEG grid (16-px blocks from its top left corner), so that
+    a JPEG round trip of a region during optimisation codes the same blocks as a tracker's
+    re-encoding of the photo: a 40-px face spans only three of them.
+    """
     regions = []
     for index, points in enumerate(landmarks):
         x0, y0, x1, y1 = chip_footprint(points, templates)
         pad_x, pad_y = (x1 - x0) * REGION_MARGIN, (y1 - y0) * REGION_MARGIN
         regions.append(
             Region(
-                top=max(0, math.floor(y0 - pad_y)),
-                left=max(0, math.floor(x0 - pad_x)),
-                bottom=min(height, math.ceil(y1 + pad_y) + 1),
-                right=min(width, math.ceil(x1 + pad_x) + 1),
+                top=max(0, _grid_floor(y0 - pad_y)),
+                left=max(0, _grid_floor(x0 - pad_x)),
+                bottom=min(height, _grid_ceil(y1 + pad_y + 1)),
+                right=min(width, _grid_ceil(x1 + pad_x + 1)),
                 faces=[index],
             )
         )
