@@ -7,14 +7,20 @@ re-aligns it, so every figure here starts from a fresh detection.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import torch
+from facecloak.budget import CloakBudget, budget_for
 from facecloak.cloak import Cloaker, Embeddings
 from facecloak.detect import Face, FaceDetector
+from facecloak.engine import Engine
 from facecloak.metrics import match_faces
 from PIL import Image
-from protect_quick import jpeg
+from protect_quick import EVALUATORS, jpeg
 
 WEB_SIDE = 1080  # long side a social network re-encodes uploads to
 VIEWS = ("saved", "jpeg75", "web")
@@ -68,3 +74,36 @@ def rescore(
                 bool(spec.same_person(mine, theirs)[0]),
             )
     return scores
+
+
+@dataclass
+class TrackerRun:
+    """What a whole-photo protection benchmark runs with: the engine under test, the tracker's
+    recognisers and detector, the mode, and the command line."""
+
+    engine: Engine
+    judge: Cloaker
+    detector: FaceDetector
+    mode: CloakBudget
+    seed: int
+    json: Path | None
+
+
+def tracker_run(description: str) -> TrackerRun:
+    """Parse a whole-photo benchmark's command line (mode, seed, device, budget overrides,
+    JSON output) and load what it runs with."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--mode", default="mid")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where the cloak runs: cpu or cuda")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a budget setting, e.g. --set steps=30",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    overrides = {k: float(v) if "." in v else int(v) for k, v in (o.split("=") for o in args.set)}
+    mode = budget_for(args.mode).with_overrides(**overrides)
+    torch.manual_seed(args.seed)
+    engine, judge = Engine(device=args.device), Cloaker(EVALUATORS)
+    return TrackerRun(engine, judge, FaceDetector(), mode, args.seed, args.json)

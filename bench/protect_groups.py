@@ -16,21 +16,19 @@ detector's 40 px) are counted, not scored.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import require_data
-from _tracker import VIEWS, rescore, scaled, tracker_copies
-from facecloak.budget import CloakBudget, budget_for
+from _tracker import VIEWS, rescore, scaled, tracker_copies, tracker_run
+from facecloak.budget import CloakBudget
 from facecloak.cloak import Cloaker
 from facecloak.detect import FaceDetector
 from facecloak.engine import Engine
@@ -130,26 +128,14 @@ def summarise(photos: list[dict], rows: list[dict], judge: Cloaker) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="mid")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="where the cloak runs: cpu or cuda")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override a budget setting, e.g. --set steps=30",
-    )  # fmt: skip
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    overrides = {k: float(v) if "." in v else int(v) for k, v in (o.split("=") for o in args.set)}
-    mode = budget_for(args.mode).with_overrides(**overrides)
-    torch.manual_seed(args.seed)
-    engine, judge, detector = Engine(device=args.device), Cloaker(EVALUATORS), FaceDetector()
+    run = tracker_run(__doc__.splitlines()[0])
+    engine, judge, detector, mode = run.engine, run.judge, run.detector, run.mode
     print(f"{len(GROUPS)} group photos, mode {mode.name}; still matching (SFace cosine >= 0.363, "
           f"dlib distance <= 0.6) after re-detection, {' / '.join(VIEWS)}")  # fmt: skip
     photos, rows = [], []
     for folder, name in GROUPS:
         path = require_data("photos", folder, name)
-        photo, faces = measure(engine, judge, detector, path, mode, args.seed)
+        photo, faces = measure(engine, judge, detector, path, mode, run.seed)
         photos.append(photo)
         rows += faces
         sizes = [r["face_px"] for r in faces]
@@ -165,8 +151,8 @@ def main() -> None:
         )
     summary = summarise(photos, rows, judge)
     print(json.dumps(summary, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
+    if run.json:
+        run.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

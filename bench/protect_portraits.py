@@ -17,21 +17,19 @@ share still matching under each model's own threshold, face-region SSIM and seco
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import require_data
-from _tracker import VIEWS, rescore, scaled, tracker_copies
-from facecloak.budget import CloakBudget, budget_for
+from _tracker import VIEWS, rescore, scaled, tracker_copies, tracker_run
+from facecloak.budget import CloakBudget
 from facecloak.cloak import Cloaker
 from facecloak.detect import FaceDetector
 from facecloak.engine import Engine
@@ -99,20 +97,8 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="mid")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="where the cloak runs: cpu or cuda")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override a budget setting, e.g. --set steps=30",
-    )  # fmt: skip
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    overrides = {k: float(v) if "." in v else int(v) for k, v in (o.split("=") for o in args.set)}
-    mode = budget_for(args.mode).with_overrides(**overrides)
-    torch.manual_seed(args.seed)
-    engine, judge, detector = Engine(device=args.device), Cloaker(EVALUATORS), FaceDetector()
+    run = tracker_run(__doc__.splitlines()[0])
+    engine, judge, detector, mode = run.engine, run.judge, run.detector, run.mode
     print(f"{len(PORTRAITS)} portraits, mode {mode.name}; SFace cosine (match >= 0.363), dlib "
           "distance (match <= 0.6), after re-detection")  # fmt: skip
     print(f"{'photo':28} {'face px':>7} {'s':>5} {'SSIM':>6} | " + " | ".join(
@@ -120,9 +106,7 @@ def main() -> None:
     ))  # fmt: skip
     rows = []
     for folder, name in PORTRAITS:
-        row = measure(
-            engine, judge, detector, require_data("photos", folder, name), mode, args.seed
-        )
+        row = measure(engine, judge, detector, require_data("photos", folder, name), mode, run.seed)
         rows.append(row)
         cells = " | ".join(
             " / ".join("-" if row[f"{n}/{v}"] is None else f"{row[f'{n}/{v}']:.3f}" for v in VIEWS)
@@ -132,8 +116,8 @@ def main() -> None:
               flush=True)  # fmt: skip
     summary = summarise(rows)
     print(json.dumps(summary, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
+    if run.json:
+        run.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

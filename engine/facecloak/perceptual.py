@@ -179,15 +179,3 @@ def box_scales(
         estimates[i] /= tiles
     pairs = zip(targets, estimates, strict=True)
     return [min(1.0, math.sqrt(target / max(estimate, 1e-12))) for target, estimate in pairs]
-
-
-def budget_scale(
-    cloaked: Pixels,
-    reference: SsimReference,
-    boxes: Sequence[Box],
-    targets: Sequence[float],
-    generator: torch.Generator,
-    tiles: int = 3,
-) -> float:
-    """Factor (<= 1) to scale a change by so each box's estimated DSSIM meets its target."""
-    return min(box_scales(cloaked, reference, boxes, targets, generator, tiles))
