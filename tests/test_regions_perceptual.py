@@ -15,6 +15,7 @@ from facecloak.metrics import face_region_ssim
 from facecloak.models import get
 from facecloak.perceptual import (
     EXACT_AREA,
+    RADIUS,
     SSIM_TILE,
     SsimReference,
     box_scales,
@@ -22,7 +23,14 @@ from facecloak.perceptual import (
     sampled_dssims,
     ssim_map,
 )
-from facecloak.regions import Region, chip_footprint, face_zone, group_faces, taper
+from facecloak.regions import (
+    ZONE_REACH,
+    Region,
+    chip_footprint,
+    face_zone,
+    group_faces,
+    taper,
+)
 from PIL import Image
 
 from tests.conftest import shared_data
@@ -184,6 +192,7 @@ def test_final_fit_gives_each_face_of_a_shared_region_its_own_budget():
 
 
 def test_a_face_zone_covers_what_its_box_ssim_reads_and_fades_out():
+    assert ZONE_REACH == RADIUS  # the reach of the SSIM window the budget is charged with
     top, left, bottom, right, mask = face_zone((50, 60, 100, 120), 200, 150)
     assert (top, left, bottom, right) == (35, 45, 115, 135)
     local = mask[0, 0]

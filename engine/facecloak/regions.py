@@ -28,7 +28,8 @@ TAPER = 0.12  # share of each region side over which the change fades to zero at
 
 Box = tuple[int, int, int, int]  # top, left, bottom, right
 # A face's zone in a shared region (see face_zone): full strength over its box plus the SSIM
-# window's reach, fading out over this many more pixels.
+# window's reach (perceptual.RADIUS, which imports this module; a test holds them equal),
+# fading out over ZONE_FADE more pixels.
 ZONE_REACH, ZONE_FADE = 5, 10
 
 
