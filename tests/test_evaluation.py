@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from facecloak.cli import main
+from facecloak.detect import Face
 from facecloak.evaluation.classify import logistic_regression, nearest_neighbour
 from facecloak.evaluation.dataset import choose_splits, load_people
 from facecloak.evaluation.degrade import half_size, jpeg75
 from facecloak.evaluation.quality import photo_quality, psnr
+from facecloak.metrics import face_region_ssim
 from PIL import Image
 
 from .conftest import shared_data
@@ -65,6 +67,11 @@ def test_degradations_and_quality_measures():
     noisy = np.clip(pixels.astype(int) + rng.integers(-20, 21, pixels.shape), 0, 255)
     worse = photo_quality(pixels, noisy.astype(np.uint8), [])
     assert worse["ssim"] < 0.99 and 20 < worse["psnr"] < 40
+    # The face figure is the benches' and reports' (the photo's SSIM map over the box), not
+    # SSIM of a crop, whose padded border read a small face differently.
+    face = Face(box=(20.0, 16.0, 30.0, 28.0), score=0.9, landmarks=np.zeros((5, 2)))
+    seen = photo_quality(pixels, noisy.astype(np.uint8), [face])["face_ssim"]
+    assert seen == pytest.approx(face_region_ssim(pixels, noisy.astype(np.uint8), face))
 
 
 def test_eval_runs_the_trackers_experiment_and_writes_its_report(lfw_root, tmp_path, capsys):

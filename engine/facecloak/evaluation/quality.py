@@ -8,6 +8,7 @@ import kornia.metrics
 import numpy as np
 
 from facecloak.detect import Face
+from facecloak.metrics import face_region_ssim
 from facecloak.pixels import to_unit
 
 
@@ -23,6 +24,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _crop(pixels: np.ndarray, face: Face) -> np.ndarray:
+    """The face's detection box (PSNR reads it alone; SSIM reads the photo around it)."""
     x, y, w, h = face.box
     top, left = max(0, int(y)), max(0, int(x))
     bottom = min(pixels.shape[0], int(np.ceil(y + h)))
@@ -33,7 +35,7 @@ def _crop(pixels: np.ndarray, face: Face) -> np.ndarray:
 def photo_quality(original: np.ndarray, cloaked: np.ndarray, faces: Sequence[Face]) -> dict:
     """Whole-photo and per-face SSIM / PSNR (face figures are None when no face was found)."""
     a, b = original[..., :3], cloaked[..., :3]
-    face_ssim = [ssim(_crop(a, f), _crop(b, f)) for f in faces]
+    face_ssim = [face_region_ssim(a, b, f) for f in faces]
     face_psnr = [psnr(_crop(a, f), _crop(b, f)) for f in faces]
     return {
         "ssim": ssim(a, b),
