@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     cloak.add_argument("--extra-steps", type=int, help="expert: most extra steps")
     cloak.add_argument("--dssim", type=float, help="expert: largest face-region (1-SSIM)/2")
     cloak.add_argument("--region-dssim", type=float, help="expert: the same over all it touches")
+    cloak.add_argument("--photo-dssim", type=float, help="expert: the same over the whole photo")
     cloak.add_argument("--max-change", type=float, help="expert: largest change, 0-255 units")
 
     scrub = commands.add_parser("scrub", help="remove identifying metadata from one file")
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cloak_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("steps", "samples", "extra_steps", "dssim", "region_dssim", "max_change")
+    names = ("steps", "samples", "extra_steps", "dssim", "region_dssim", "photo_dssim",
+             "max_change")  # fmt: skip
     options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.quality is not None:
         options["jpeg_quality"] = args.quality

@@ -29,10 +29,23 @@ class CloakBudget:
     # keeps a photo the face fills (a profile picture) closer to its original as a whole, at a
     # measured cost in protection (docs/evaluation.md), so no mode sets one.
     region_dssim: float | None = None
+    # Largest (1 - SSIM) / 2 over the whole photo; None: no limit. It binds only where the
+    # regions cover more of the photo than this over the region's limit (half of it, in every
+    # mode): a profile picture the face fills stays, as a whole, as close to its original as
+    # the face is allowed to move (SSIM 0.99 in mid), while a face in a wider photo keeps its
+    # full budget.
+    photo_dssim: float | None = None
 
-    def dssim_limits(self, faces: int) -> list[float]:
-        """The DSSIM limit of each box a region budgets: its faces', then the whole region's."""
+    def dssim_limits(self, faces: int, coverage: float = 0.0) -> list[float]:
+        """The DSSIM limit of each box a region budgets: its faces', then the whole region's.
+
+        ``coverage`` is the share of the photo that all its regions cover together; outside
+        them SSIM is 1, so a region DSSIM of ``photo_dssim / coverage`` in every region keeps
+        the photo's DSSIM within ``photo_dssim``.
+        """
         region = self.dssim if self.region_dssim is None else self.region_dssim
+        if self.photo_dssim is not None and coverage > 0.0:
+            region = min(region, self.photo_dssim / coverage)
         return [self.dssim] * faces + [region]
 
     def with_overrides(self, **overrides: float | int) -> CloakBudget:
@@ -45,9 +58,11 @@ class CloakBudget:
 
 
 MODES: dict[str, CloakBudget] = {
-    "low": CloakBudget("low", 0.006, 8 / 255, 15, 2, 3.0 / 255, 0.7, 0.5, 20),
-    "mid": CloakBudget("mid", 0.010, 12 / 255, 20, 2, 3.0 / 255, 0.7, 0.7, 40),
-    "high": CloakBudget("high", 0.017, 16 / 255, 40, 2, 3.0 / 255, 0.7, 0.9, 60),
+    "low": CloakBudget("low", 0.006, 8 / 255, 15, 2, 3.0 / 255, 0.7, 0.5, 20, photo_dssim=0.003),
+    "mid": CloakBudget("mid", 0.010, 12 / 255, 20, 2, 3.0 / 255, 0.7, 0.7, 40, photo_dssim=0.005),
+    "high": CloakBudget(
+        "high", 0.017, 16 / 255, 40, 2, 3.0 / 255, 0.7, 0.9, 60, photo_dssim=0.0085
+    ),
 }
 
 

@@ -411,7 +411,11 @@ class Cloaker:
         """Group faces into regions and give each its pixels, change tensor and boxes."""
         templates = [(r.template, r.spec.input_size) for r in self.recognisers]
         regions = group_faces(landmarks, templates, *pixels.shape[:2])
+        coverage = sum(r.shape[0] * r.shape[1] for r in regions) / (
+            pixels.shape[0] * pixels.shape[1]
+        )
         for region in regions:
+            region.coverage = coverage
             patch = pixels[region.top : region.bottom, region.left : region.right]
             region.original = to_unit(patch).to(self.device)
             region.reference = SsimReference(region.original)
@@ -493,7 +497,7 @@ class Cloaker:
         for run in runs:
             for region in run.active_regions():
                 boxes, reference = region.ssim_boxes(), region.reference
-                limits = run.budget.dssim_limits(len(region.faces))
+                limits = run.budget.dssim_limits(len(region.faces), region.coverage)
                 dssims = sampled_dssims(cloaked[id(region)].crop, reference, boxes, run.generator)
                 for dssim, limit in zip(dssims, limits, strict=True):
                     loss = loss + SSIM_WEIGHT * torch.relu(dssim - limit * 0.9)
@@ -547,7 +551,9 @@ class Cloaker:
             if not region.active:
                 continue
             region.delta.clamp_(*_change_bounds(region, budget))
-            limits = [limit * 0.95 for limit in budget.dssim_limits(len(region.faces))]
+            limits = [
+                limit * 0.95 for limit in budget.dssim_limits(len(region.faces), region.coverage)
+            ]
             scales = box_scales(
                 region.cloaked_crop, region.reference, region.ssim_boxes(), limits, generator
             )
@@ -597,7 +603,8 @@ class Cloaker:
         several faces, each face's zone is first cut to its own box's limit (:meth:`_fit_faces`).
         """
         change = region.delta * region.window
-        boxes, limits = region.ssim_boxes(), budget.dssim_limits(len(region.faces))
+        boxes = region.ssim_boxes()
+        limits = budget.dssim_limits(len(region.faces), region.coverage)
         if len(region.faces) > 1:
             Cloaker._fit_faces(region, change, limits[:-1], dtype)
         low, high = (bound * region.window for bound in _change_bounds(region, budget))

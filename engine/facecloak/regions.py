@@ -54,6 +54,7 @@ class Region:
     # face -> (top, left, bottom, right, mask): where cutting that face's share of the change
     # acts, in a region of several faces (face_zone)
     zones: dict[int, tuple[int, int, int, int, torch.Tensor]] = field(default_factory=dict)
+    coverage: float = 0.0  # share of the photo its regions cover together (photo_dssim)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -56,6 +56,10 @@ def add_budget_overrides(parser: argparse.ArgumentParser) -> None:
         "--region-dssim", type=float,
         help="largest (1-SSIM)/2 over all the change touches (default: --dssim's)",
     )  # fmt: skip
+    expert.add_argument(
+        "--photo-dssim", type=float,
+        help="largest (1-SSIM)/2 over the whole photo (default: half the mode's --dssim)",
+    )  # fmt: skip
     expert.add_argument("--max-change", type=float, help="largest per-pixel change, 0-255 units")
     expert.add_argument("--steps", type=int, help="optimisation steps")
     expert.add_argument("--samples", type=int, help="random transformations per step")
@@ -75,6 +79,7 @@ def budget_overrides(args: argparse.Namespace) -> dict[str, float | int]:
     overrides = {
         "dssim": args.dssim,
         "region_dssim": args.region_dssim,
+        "photo_dssim": args.photo_dssim,
         "max_change": None if args.max_change is None else args.max_change / 255.0,
         "steps": args.steps,
         "samples": args.samples,

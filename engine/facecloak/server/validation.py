@@ -132,6 +132,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "extra_steps": (int, 0, 10_000),
     "dssim": (float, 1e-6, 0.5),
     "region_dssim": (float, 1e-6, 0.5),
+    "photo_dssim": (float, 1e-6, 0.5),
     "max_change": (float, 1e-3, 255.0),
 }
 
