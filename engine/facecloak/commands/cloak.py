@@ -58,7 +58,7 @@ def add_budget_overrides(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     expert.add_argument(
         "--photo-dssim", type=float,
-        help="largest (1-SSIM)/2 over the whole photo (default: half the mode's --dssim)",
+        help="largest (1-SSIM)/2 over the whole photo, shared by its regions (default: none)",
     )  # fmt: skip
     expert.add_argument("--max-change", type=float, help="largest per-pixel change, 0-255 units")
     expert.add_argument("--steps", type=int, help="optimisation steps")
