@@ -191,6 +191,27 @@ def test_final_fit_gives_each_face_of_a_shared_region_its_own_budget():
     assert min(shares[:2]) >= 0.97, shares
 
 
+def test_a_resting_face_keeps_its_zone_still_where_no_weak_face_reaches():
+    """A face past its margin in a shared region rests: the change moves outside its zone and
+    inside any still-weak face's zone (where zones overlap, the weak face wins), nowhere else."""
+    region = Region(0, 0, 120, 200, faces=[3, 7])
+    region.window = taper(120, 200)
+    region.boxes = {3: (30, 20, 90, 80), 7: (30, 100, 90, 160)}  # zones overlap in the middle
+    region.build_zones()
+    region.rest({3})
+    moving = region.moving[0, 0]
+    assert float(moving[60, 50]) == 0.0  # inside the resting face's box
+    assert float(moving[60, 130]) == 1.0  # inside the weak face's box
+    assert float(moving[5, 5]) == 1.0  # background, outside every zone
+    # The weak face's zone at full strength, the resting one's still fading there.
+    top, left, *_, mask = region.zones[7]
+    assert float(mask[0, 0, 60 - top, 96 - left]) == 1.0
+    assert float(moving[60, 96]) == 1.0
+    assert 0.0 < float(moving[60, 88]) < 1.0  # both fading: part of a step
+    region.rest(set())
+    assert region.moving is None and region.resting == set()
+
+
 def test_a_face_zone_covers_what_its_box_ssim_reads_and_fades_out():
     assert ZONE_REACH == RADIUS  # the reach of the SSIM window the budget is charged with
     top, left, bottom, right, mask = face_zone((50, 60, 100, 120), 200, 150)

@@ -45,7 +45,6 @@ from facecloak.regions import (
     Region,
     box_from_landmarks,
     clip_box,
-    face_zone,
     group_faces,
     taper,
 )
@@ -364,6 +363,8 @@ class Cloaker:
                 if id(region) in cloaked:
                     region.delta.grad = cloaked[id(region)].gradient() * region.window
                 _smooth_gradient(region.delta, sigma)
+                if region.moving is not None and region.delta.grad is not None:
+                    region.delta.grad.mul_(region.moving)
             run.optimiser.step(_step_rate(run.budget, run.step))
             self._constrain(run.regions, run.budget, run.generator)
             run.step += 1
@@ -429,9 +430,7 @@ class Cloaker:
                     else clip_box(face_boxes[face], region)
                 )
             if len(region.faces) > 1:
-                for face in region.faces:
-                    *window, mask = face_zone(region.boxes[face], *region.shape)
-                    region.zones[face] = (*window, mask.to(self.device))
+                region.build_zones()
             points = torch.tensor(np.stack([region.points[face] for face in region.faces]))
             region.chip_ratio = min(
                 chip_ratio(similarity_transform(points, template)) for template, _ in templates
@@ -481,6 +480,8 @@ class Cloaker:
                         run.generator, run.budget.jpeg_probability,
                     )  # fmt: skip
                     for face in region.faces:
+                        if face in region.resting:
+                            continue
                         matrices = jittered_matrices(
                             torch.tensor(region.points[face]), recogniser.template,
                             spec.input_size, run.budget.samples, self.jitter, run.generator,
@@ -561,21 +562,39 @@ class Cloaker:
                 region.delta.mul_(min(scales))
                 continue
             overall = scales[-1]
-            region.delta.mul_(overall)
-            region.cut_faces(region.delta, [min(1.0, scale / overall) for scale in scales[:-1]])
+            if region.moving is None:
+                region.delta.mul_(overall)
+                cuts = [min(1.0, scale / overall) for scale in scales[:-1]]
+            else:
+                # Resting faces keep their change: the region's cut falls where faces still
+                # move, or every step would shave the resting ones while the others regrow.
+                region.delta.mul_(1.0 - (1.0 - overall) * region.moving)
+                cuts = [
+                    min(1.0, scale if face in region.resting else scale / overall)
+                    for face, scale in zip(region.faces, scales[:-1], strict=True)
+                ]
+            region.cut_faces(region.delta, cuts)
 
     @torch.no_grad()
     def _mark_weak(self, regions: list[Region], identity: Embeddings, budget: CloakBudget) -> None:
-        """Keep active only regions with a face that some model still scores too close to its
-        threshold (within ``WEAK_SHARE`` of the margin) on its nominal alignment after a JPEG
-        round trip at quality 75."""
+        """Keep optimising only the faces that some model still scores too close to its
+        threshold (within ``WEAK_SHARE`` of the margin) on their nominal alignment after a JPEG
+        round trip at quality 75; a region with none left stops.
+
+        The others rest: their chips leave the step's batches, as a face alone in its region
+        would stop, and each check measures them again, so a face that the change of its
+        neighbours pulled back is optimised again. A stopped region no longer changes, so it is
+        not measured again.
+        """
         for region in regions:
+            if not region.active:
+                continue
             cloaked = region.cloaked()
             whole = cloaked.shape[-1] * cloaked.shape[-2] <= JPEG_SOURCE_LIMIT
             if whole:
                 cloaked = jpeg_round_trip(cloaked, 75.0)
             points = torch.tensor(np.stack([region.points[f] for f in region.faces]))
-            worst = -math.inf
+            worst = torch.full((len(region.faces),), -math.inf)
             for recogniser in self.recognisers:
                 spec = recogniser.spec
                 matrices = similarity_transform(points, recogniser.template).to(self.device)
@@ -583,8 +602,12 @@ class Cloaker:
                 if not whole:
                     chips = jpeg_round_trip(chips, 75.0)
                 score = spec.match_score(recogniser.model(chips), identity[spec.name][region.faces])
-                worst = max(worst, float(score.max()))
-            region.active = worst > -budget.margin * WEAK_SHARE
+                worst = torch.maximum(worst, score.cpu())
+            weak = worst > -budget.margin * WEAK_SHARE
+            region.rest(
+                {face for face, w in zip(region.faces, weak.tolist(), strict=True) if not w}
+            )
+            region.active = bool(weak.any())
 
     @staticmethod
     def _fit_budget(

@@ -49,6 +49,8 @@ class Region:
     points: dict[int, np.ndarray] = field(default_factory=dict)  # face -> 5 x 2, local
     boxes: dict[int, Box] = field(default_factory=dict)  # face -> SSIM box, local
     active: bool = True  # still being optimised
+    resting: set[int] = field(default_factory=set)  # faces past their margin at the last check
+    moving: torch.Tensor | None = None  # 1 x 1 x h x w: where the change moves while some rest
     chip_ratio: float = 1.0  # region pixels per chip pixel, smallest over faces and recognisers
     bounds: tuple[torch.Tensor, torch.Tensor] | None = None  # per-pixel limits of the change
     # face -> (top, left, bottom, right, mask): where cutting that face's share of the change
@@ -90,6 +92,29 @@ class Region:
             if cut < 1.0:
                 top, left, bottom, right, mask = self.zones[face]
                 change[..., top:bottom, left:right] *= 1.0 - (1.0 - cut) * mask
+
+    def build_zones(self) -> None:
+        """Each face's zone (:func:`face_zone`), on the window's device."""
+        for face in self.faces:
+            top, left, bottom, right, mask = face_zone(self.boxes[face], *self.shape)
+            self.zones[face] = (top, left, bottom, right, mask.to(self.window.device))
+
+    def rest(self, resting: set[int]) -> None:
+        """Let ``resting`` faces rest: their zones keep their change (no step moves it, not
+        even the SSIM penalty's, which Adam would turn into full steps back towards the
+        original) wherever no still-weak face's zone reaches."""
+        self.resting = resting
+        if not resting or len(self.faces) == 1:
+            self.moving = None
+            return
+        still = torch.zeros_like(self.window)
+        weak = torch.zeros_like(self.window)
+        for face in self.faces:
+            top, left, bottom, right, mask = self.zones[face]
+            target = still if face in resting else weak
+            view = target[..., top:bottom, left:right]
+            torch.maximum(view, mask, out=view)
+        self.moving = torch.maximum(1.0 - still, weak)
 
 
 def chip_footprint(
