@@ -106,6 +106,35 @@ def test_group_photo_all_faces_in_one_batch(engine):
     assert torch.tensor([r.ssim for r in cloaked]).min() >= 0.98 - 1e-4
 
 
+def test_a_resting_face_leaves_the_model_batches_of_its_shared_region(engine, astronaut):
+    """Once a check finds a face of a shared region past its margin, the steps embed only the
+    faces still weak: a crowd is no longer run whole until its hardest face is done."""
+    from facecloak.cloak import CloakTask
+
+    # Two faces close enough to share one region: the astronaut's and its mirror image.
+    x, y, w, h = (round(v) for v in engine.detector.detect(astronaut).faces[0].box)
+    crop = astronaut[max(0, y - h // 2) : y + 3 * h // 2, x - w // 4 : x + w + w // 4]
+    photo = np.ascontiguousarray(np.concatenate([crop, crop[:, ::-1]], axis=1))
+    landmarks = [face.landmarks for face in engine.detector.detect(photo).faces]
+    budget = budget_for("mid")
+    cloaker = engine.cloaker
+    run = cloaker._start(CloakTask(photo, landmarks, budget), landmarks)
+    [shared] = run.regions
+    assert len(landmarks) == 2 and len(shared.faces) == 2
+    batches: list[int] = []
+    model = cloaker.recognisers[0].model
+    hook = model.register_forward_hook(lambda _m, i, _o: batches.append(i[0].shape[0]))
+    try:
+        cloaker._step([run])
+        everyone, batches[:] = sum(batches), []
+        shared.rest({shared.faces[0]})
+        cloaker._step([run])
+    finally:
+        hook.remove()
+    assert everyone == len(landmarks) * budget.samples
+    assert sum(batches) == everyone - budget.samples
+
+
 def test_targeted_cloak_stops_on_its_own_identity_not_on_the_decoy(engine, astronaut):
     """A face far from its decoy but still close to its owner is not done: the weak-face
     check measures protection (distance from the owner), whatever the objective."""

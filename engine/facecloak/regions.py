@@ -100,9 +100,9 @@ class Region:
             self.zones[face] = (top, left, bottom, right, mask.to(self.window.device))
 
     def rest(self, resting: set[int]) -> None:
-        """Let ``resting`` faces rest: their zones keep their change (no step moves it, not
-        even the SSIM penalty's, which Adam would turn into full steps back towards the
-        original) wherever no still-weak face's zone reaches."""
+        """Let ``resting`` faces rest: their zones get no gradient (not even the SSIM
+        penalty's, which Adam would turn into full steps back towards the original; only its
+        momentum carries the last steps on) wherever no still-weak face's zone reaches."""
         self.resting = resting
         if not resting or len(self.faces) == 1:
             self.moving = None
