@@ -562,17 +562,15 @@ class Cloaker:
                 region.delta.mul_(min(scales))
                 continue
             overall = scales[-1]
-            if region.moving is None:
-                region.delta.mul_(overall)
-                cuts = [min(1.0, scale / overall) for scale in scales[:-1]]
-            else:
-                # Resting faces keep their change: the region's cut falls where faces still
-                # move, or every step would shave the resting ones while the others regrow.
-                region.delta.mul_(1.0 - (1.0 - overall) * region.moving)
-                cuts = [
-                    min(1.0, scale if face in region.resting else scale / overall)
-                    for face, scale in zip(region.faces, scales[:-1], strict=True)
-                ]
+            # The region's cut falls where faces still move (everywhere, unless some rest):
+            # resting faces keep their change, or every step would shave them while the
+            # others regrow. A moving face is then cut for its own box relative to it.
+            moving = region.moving
+            region.delta.mul_(overall if moving is None else 1.0 - (1.0 - overall) * moving)
+            cuts = [
+                min(1.0, scale if face in region.resting else scale / overall)
+                for face, scale in zip(region.faces, scales[:-1], strict=True)
+            ]
             region.cut_faces(region.delta, cuts)
 
     @torch.no_grad()
