@@ -33,7 +33,7 @@ from facecloak.detect import FaceDetector
 from facecloak.engine import Engine
 from facecloak.metrics import face_region_ssim, match_faces
 
-EVALUATORS = ("sface", "dlib")
+EVALUATORS = ("sface", "dlib", "facenet")
 
 
 def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:

@@ -85,10 +85,14 @@ def test_eval_runs_the_trackers_experiment_and_writes_its_report(lfw_root, tmp_p
     results = json.loads((out / "results.json").read_text())
     # The tracker works: with nothing cloaked it recognises the user's clean test photos.
     assert results["baseline"]["sface"]["nn"] >= 0.75
+    # FaceNet judges by default without ever being cloaked with: the unseen-model figure.
+    assert results["baseline"]["facenet"]["nn"] >= 0.75
     (setup,) = results["setups"]
     assert setup["ensemble"] == ["sface"] and setup["faces"] == 2
     cells = setup["protection"]["sface"]
     assert cells["kind"] == "white-box"
+    assert setup["protection"]["facenet"]["kind"] == "unseen"
+    assert 0.0 <= setup["protection"]["facenet"]["saved"]["nn"] <= 1.0
     for degradation in ("saved", "jpeg75", "half"):
         assert 0.0 <= cells[degradation]["nn"] <= 1.0
     assert 0.95 < setup["quality"]["ssim_mean"] <= 1.0
@@ -144,7 +148,10 @@ def test_verify_says_a_cloaked_face_no_longer_matches(cloaked_pair, tmp_path, ca
     assert face["found_in_cloaked"] and 0.98 <= face["ssim"] < 1.0
     assert face["models"]["sface"]["similarity"] < 0.363
     assert face["models"]["dlib"]["similarity"] > 0.6
-    assert data["protected"] is True
+    # FaceNet, which no cloak is made with, is judged too: the verdict counts every model.
+    facenet = face["models"]["facenet"]
+    assert facenet["measure"] == "distance" and facenet["threshold"] == 1.02
+    assert data["protected"] is not any(m["would_still_match"] for m in face["models"].values())
     assert "would still match: no" in capsys.readouterr().out
     assert Image.open(picture).size[0] > 700
 

@@ -27,7 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=int, default=12, help="clean test photos per user")
     parser.add_argument("--others", type=int, default=8, help="clean photos per other person")
     parser.add_argument("--modes", default="mid", help="comma-separated modes (default mid)")
-    parser.add_argument("--models", default="sface,dlib", help="recognisers to evaluate")
+    parser.add_argument(
+        "--models", default="sface,dlib",
+        help="the ensemble: recognisers to cloak with, each also a tracker (default sface,dlib)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--unseen", default="facenet",
+        help="tracker models never cloaked with: pure transfer (default facenet; '' for none)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
@@ -57,6 +64,7 @@ def _settings(args: argparse.Namespace):
         data=data, users=args.users, train=args.train, test=args.test,
         others_per_person=args.others, modes=modes,
         recognisers=tuple(m for m in args.models.split(",") if m),
+        unseen=tuple(m for m in args.unseen.split(",") if m),
         seed=args.seed, device=args.device, overrides=overrides,
         leave_one_out=not args.white_box_only,
     )  # fmt: skip

@@ -24,7 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--picture", type=Path, help="write original | cloaked | amplified difference"
     )
-    parser.add_argument("--models", default="sface,dlib", help="recognisers to check with")
+    parser.add_argument(
+        "--models", default="sface,dlib,facenet",
+        help="recognisers to check with (default: the cloak's two and FaceNet, which no cloak "
+        "is made with)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace an existing picture")
 
 

@@ -62,7 +62,7 @@ def _rgb8(path: Path) -> np.ndarray:
 
 @torch.inference_mode()
 def verify(
-    original: Path, cloaked: Path, recognisers: Sequence[str] = ("sface", "dlib"),
+    original: Path, cloaked: Path, recognisers: Sequence[str] = ("sface", "dlib", "facenet"),
     tracker: Tracker | None = None,
 ) -> tuple[VerifyReport, np.ndarray, np.ndarray]:  # fmt: skip
     """Compare every face of ``original`` with its counterpart in ``cloaked``."""
