@@ -163,6 +163,8 @@ def test_verify_an_uncloaked_copy_still_matches(tmp_path, capsys):
     data = json.loads(report.read_text())
     assert data["protected"] is False
     assert data["faces"][0]["models"]["sface"]["similarity"] == pytest.approx(1.0, abs=1e-4)
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    assert verdict == "protected: NO, some face still matches under dlib, facenet, sface"
 
 
 def test_verify_errors_are_one_line(tmp_path, capsys):

@@ -47,7 +47,14 @@ def _lines(report) -> list[str]:
                 f"    {name:6} {model['measure']} {model['similarity']:+.3f} "
                 f"(match if {relation} {model['threshold']}): would still match: {verdict}"
             )
-    lines.append("protected: " + ("yes" if report.protected else "NO, some face still matches"))
+    if report.protected:
+        lines.append("protected: yes")
+    else:
+        matching = sorted(
+            {name for face in report.faces for name, m in face.models.items()
+             if m["would_still_match"]}
+        )  # fmt: skip
+        lines.append(f"protected: NO, some face still matches under {', '.join(matching)}")
     return lines
 
 
