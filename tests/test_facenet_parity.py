@@ -10,7 +10,7 @@ from facecloak.align import similarity_transform, warp_faces_from_pixels
 from facecloak.detect import FaceDetector
 from facecloak.models import get
 from facecloak.models._packages import package_file
-from facecloak.models.facenet import FACENET_FILE, load_facenet
+from facecloak.models.facenet import FACENET_FILE, _same_padding, load_facenet
 from PIL import Image
 
 
@@ -89,3 +89,20 @@ def test_a_damaged_graph_is_a_clear_error(tmp_path):
     cut.write_bytes(good[: len(good) // 3])
     with pytest.raises(ValueError, match="corrupt or truncated TensorFlow graph"):
         load_facenet(cut)
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "expected"),
+    [
+        (7, 3, 2, (1, 1)),
+        (8, 3, 2, (0, 1)),
+        (35, 3, 1, (1, 1)),
+        (17, 7, 1, (3, 3)),
+        (4, 1, 2, (0, 0)),
+    ],
+)
+def test_same_padding_follows_tensorflow(size, kernel, stride, expected):
+    """TensorFlow pads SAME convolutions so the output is ceil(size / stride), odd pixel after."""
+    before, after = _same_padding(size, kernel, stride)
+    assert (before, after) == expected
+    assert (size + before + after - kernel) // stride + 1 == -(-size // stride)

@@ -85,6 +85,7 @@ class FaceNet(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList()
         self.program: list[tuple[str, Operation, list[str]]] = []
+        self._conv_index: dict[str, int] = {}  # Conv2D node name -> index in ``convs``
         self._compile(nodes)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -123,8 +124,6 @@ class FaceNet(nn.Module):
         if OUTPUT not in by_name:
             raise ValueError(f"the FaceNet graph has no {OUTPUT!r} node")
 
-    _conv_index: dict[str, int]
-
     @staticmethod
     def _inputs(node: GraphNode) -> list[str]:
         """Data inputs by node name (control dependencies, ``^name``, dropped)."""
@@ -132,7 +131,6 @@ class FaceNet(nn.Module):
 
     def _ordered(self, nodes: list[GraphNode], by_name: dict[str, GraphNode]) -> list[GraphNode]:
         """Nodes in an order where every input comes first (frozen graphs need not be)."""
-        self._conv_index = {}
         done: set[str] = set()
         order: list[GraphNode] = []
         for start in nodes:
