@@ -70,7 +70,8 @@ def markdown(results: dict) -> str:
 
 
 def protection_plot(results: dict, destination: Path) -> Path:
-    """Bars: protection per mode and tracker model, white-box and leave-one-out, as saved."""
+    """Bars: protection per mode and tracker model (white-box, leave-one-out or unseen), as
+    saved."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +81,9 @@ def protection_plot(results: dict, destination: Path) -> Path:
     for row in results["setups"]:
         for model, cells in row["protection"].items():
             scores = cells[results["settings"]["degradations"][0]]
-            labels.append(f"{row['mode']}\n{'+'.join(row['ensemble'])}\n→ {model}")
+            labels.append(
+                f"{row['mode']}\n{'+'.join(row['ensemble'])}\n→ {model}\n({cells['kind']})"
+            )
             nn.append(scores["nn"] or 0.0)
             lr.append(scores["logreg"] or 0.0)
     positions = np.arange(len(labels))
