@@ -85,6 +85,9 @@ class FaceNet(nn.Module):
         self.convs = nn.ModuleList()
         self.program: list[tuple[str, Operation, list[str]]] = []
         self._conv_index: dict[str, int] = {}  # Conv2D node name -> index in ``convs``
+        # Constants an op reads at run time (biases, weights, scales) live in buffers, so they
+        # move with the module to the GPU once instead of being copied on every call.
+        self._buffers_by_node: dict[str, str] = {}
         self._compile(nodes)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -92,7 +95,8 @@ class FaceNet(nn.Module):
         mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
         floor = 1.0 / math.sqrt(pixels[0].numel())
         std = pixels.std(dim=(1, 2, 3), keepdim=True, unbiased=False).clamp_min(floor)
-        values: dict[str, torch.Tensor] = {"input": (pixels - mean) / std}
+        values = {node: getattr(self, buffer) for node, buffer in self._buffers_by_node.items()}
+        values["input"] = (pixels - mean) / std
         for name, operation, inputs in self.program:
             values[name] = operation([values[i] for i in inputs])
         return values[OUTPUT]
@@ -150,10 +154,19 @@ class FaceNet(nn.Module):
                         stack.append((by_name[name], False))
         return order
 
+    def _keep(self, node: str, array: np.ndarray) -> str:
+        """Register ``array`` as the buffer that stands for graph node ``node``; its name."""
+        if node not in self._buffers_by_node:
+            buffer = f"constant_{len(self._buffers_by_node)}"
+            self.register_buffer(buffer, torch.from_numpy(np.asarray(array, np.float32)))
+            self._buffers_by_node[node] = buffer
+        return node
+
     def _operation(
         self, node: GraphNode, inputs: list[str], constants: dict[str, np.ndarray]
     ) -> tuple[Operation, list[str]]:
-        """A callable for one op over its non-constant inputs, and the names of those inputs."""
+        """A callable for one op over its inputs (constants it reads at run time as buffers),
+        and the names of those inputs."""
         attrs, op = node.attrs, node.op
 
         def const(index: int) -> np.ndarray:
@@ -170,8 +183,8 @@ class FaceNet(nn.Module):
             self.convs.append(conv)
             return (lambda v, c=conv: c(v[0])), inputs[:1]
         if op == "BiasAdd":
-            bias = torch.from_numpy(const(1).astype(np.float32))
-            return (lambda v, b=bias: v[0] + b.to(v[0]).view(1, -1, 1, 1)), inputs[:1]
+            bias = self._keep(inputs[1], const(1))
+            return (lambda v: v[0] + v[1].view(1, -1, 1, 1)), [inputs[0], bias]
         if op == "Relu":
             return (lambda v: F.relu(v[0])), inputs
         if op in ("MaxPool", "AvgPool"):
@@ -189,15 +202,16 @@ class FaceNet(nn.Module):
             shape = [int(s) for s in const(1)]
             return (lambda v, s=shape: _reshape(v[0], s)), inputs[:1]
         if op == "MatMul":
-            weight = torch.from_numpy(const(1).astype(np.float32))
-            return (lambda v, w=weight: v[0] @ w.to(v[0])), inputs[:1]
+            weight = self._keep(inputs[1], const(1))
+            return (lambda v: v[0] @ v[1]), [inputs[0], weight]
         if op == "FusedBatchNorm":
-            scale, offset, mean, var = (
-                torch.from_numpy(const(i).astype(np.float32)) for i in range(1, 5)
-            )
-            factor = scale / torch.sqrt(var + float(attrs.get("epsilon", 1e-3)))
-            shift = offset - mean * factor
-            return (lambda v, f=factor, s=shift: _per_channel(v[0], f, s)), inputs[:1]
+            scale, offset, mean, var = (const(i).astype(np.float64) for i in range(1, 5))
+            factor = scale / np.sqrt(var + float(attrs.get("epsilon", 1e-3)))
+            folded = [
+                self._keep(f"{node.name}/factor", factor),
+                self._keep(f"{node.name}/shift", offset - mean * factor),
+            ]
+            return (lambda v: _per_channel(*v)), [inputs[0], *folded]
         if op == "Square":
             return (lambda v: v[0] * v[0]), inputs
         if op == "Rsqrt":
@@ -210,21 +224,17 @@ class FaceNet(nn.Module):
             ), inputs[:1]
         raise ValueError(f"{node.name}: unsupported TensorFlow op {op}")
 
-    @staticmethod
     def _binary(
-        op: str, inputs: list[str], constants: dict[str, np.ndarray]
+        self, op: str, inputs: list[str], constants: dict[str, np.ndarray]
     ) -> tuple[Operation, list[str]]:
-        """Mul / Add / Maximum where either side may be a constant (scalars in this graph)."""
+        """Mul / Add / Maximum; a constant side (a scalar in this graph) is a buffer."""
         function = {"Mul": torch.mul, "Add": torch.add, "Maximum": torch.maximum}[op]
-        sides = [constants.get(name) for name in inputs]
-        if sides[0] is None and sides[1] is None:
-            return (lambda v, f=function: f(v[0], v[1])), inputs
-        index = 0 if sides[0] is not None else 1
-        value = torch.from_numpy(np.asarray(sides[index], np.float32))
-        if value.ndim > 1:
-            raise ValueError(f"{op}: only scalar or vector constants are supported")
-        other = inputs[1 - index]
-        return (lambda v, f=function, c=value: f(v[0], c.to(v[0]))), [other]
+        for name in inputs:
+            if name in constants:
+                if np.ndim(constants[name]) > 0:  # NHWC broadcasting would differ in NCHW
+                    raise ValueError(f"{op}: only scalar constants are supported")
+                self._keep(name, constants[name])
+        return (lambda v, f=function: f(v[0], v[1])), inputs
 
 
 def _axis(axis: int, tensor: torch.Tensor) -> int:
@@ -247,7 +257,7 @@ def _reshape(x: torch.Tensor, shape: list[int]) -> torch.Tensor:
 
 def _per_channel(x: torch.Tensor, factor: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     view = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
-    return x * factor.to(x).view(view) + shift.to(x).view(view)
+    return x * factor.view(view) + shift.view(view)
 
 
 def load_facenet(path: str | Path | None = None) -> FaceNet:
