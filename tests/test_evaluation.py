@@ -118,12 +118,13 @@ def test_eval_applies_every_expert_budget_flag(tmp_path):
     from facecloak.commands.eval import _settings
 
     flags = ["--dssim", "0.02", "--region-dssim", "0.004", "--photo-dssim", "0.003"]
+    flags += ["--photo-faces", "7"]
     flags += ["--max-change", "10.2"]
     flags += ["--steps", "3", "--samples", "1", "--extra-steps", "0"]
     args = build_parser().parse_args(["eval", str(tmp_path), "--out", str(tmp_path / "r"), *flags])
     budget = budget_for("mid").with_overrides(**_settings(args).overrides)
     expected = {"dssim": 0.02, "region_dssim": 0.004, "photo_dssim": 0.003, "max_change": 0.04}
-    expected |= {"steps": 3}
+    expected |= {"steps": 3, "photo_faces": 7}
     expected |= {"samples": 1, "extra_steps": 0}
     assert {key: getattr(budget, key) for key in expected} == pytest.approx(expected)
 

@@ -140,14 +140,18 @@ def test_shm_field_is_checked_like_a_payload():
 def test_cloak_options_mean_what_the_command_line_options_mean():
     options = cloak_options(
         {"mode": "low", "steps": 3, "max_change": 6, "region_dssim": 0.004, "photo_dssim": 0.002,
-         "seed": 4}
+         "photo_faces": 5, "seed": 4}
     )  # fmt: skip
     args = argparse.Namespace(mode="low", dssim=None, region_dssim=0.004, photo_dssim=0.002,
-                              max_change=6.0, steps=3, samples=None, extra_steps=None)  # fmt: skip
+                              photo_faces=5, max_change=6.0, steps=3, samples=None,
+                              extra_steps=None)  # fmt: skip
     assert options.budget == budget_from_args(args) and options.seed == 4
     assert options.budget.dssim_limits(2) == [0.006, 0.006, 0.004]
-    assert options.budget.dssim_limits(2, coverage=0.8) == [0.006, 0.006, 0.0025]
-    for bad in ({"steps": True}, {"steps": 2.5}, {"mode": "max"}, {"turbo": 1}, {"seed": "1"}):
+    assert options.budget.dssim_limits(2, coverage=0.8, photo_faces=5) == [0.006, 0.006, 0.0025]
+    assert options.budget.dssim_limits(2, coverage=0.8, photo_faces=6) == [0.006, 0.006, 0.004]
+    bad_ones = ({"steps": True}, {"steps": 2.5}, {"mode": "max"}, {"turbo": 1}, {"seed": "1"},
+                {"photo_faces": 0}, {"photo_faces": 1.5})  # fmt: skip
+    for bad in bad_ones:
         with pytest.raises(RequestError):
             cloak_options(bad)
 

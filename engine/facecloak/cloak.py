@@ -231,6 +231,11 @@ def _change_bounds(region: Region, budget: CloakBudget) -> tuple[torch.Tensor, t
     return region.bounds
 
 
+def _dssim_limits(budget: CloakBudget, region: Region) -> list[float]:
+    """The DSSIM limits of ``region``'s boxes (its faces', then its own), given its photo."""
+    return budget.dssim_limits(len(region.faces), region.coverage, region.photo_faces)
+
+
 def _next_scale(tried: list[tuple[float, float]], ceiling: float = 1.0) -> float:
     """The next scale to try (at most ``ceiling``), given the (scale, overshoot) pairs tried.
 
@@ -416,7 +421,7 @@ class Cloaker:
             pixels.shape[0] * pixels.shape[1]
         )
         for region in regions:
-            region.coverage = coverage
+            region.coverage, region.photo_faces = coverage, len(landmarks)
             patch = pixels[region.top : region.bottom, region.left : region.right]
             region.original = to_unit(patch).to(self.device)
             region.reference = SsimReference(region.original)
@@ -498,7 +503,7 @@ class Cloaker:
         for run in runs:
             for region in run.active_regions():
                 boxes, reference = region.ssim_boxes(), region.reference
-                limits = run.budget.dssim_limits(len(region.faces), region.coverage)
+                limits = _dssim_limits(run.budget, region)
                 dssims = sampled_dssims(cloaked[id(region)].crop, reference, boxes, run.generator)
                 for dssim, limit in zip(dssims, limits, strict=True):
                     loss = loss + SSIM_WEIGHT * torch.relu(dssim - limit * 0.9)
@@ -552,9 +557,7 @@ class Cloaker:
             if not region.active:
                 continue
             region.delta.clamp_(*_change_bounds(region, budget))
-            limits = [
-                limit * 0.95 for limit in budget.dssim_limits(len(region.faces), region.coverage)
-            ]
+            limits = [limit * 0.95 for limit in _dssim_limits(budget, region)]
             scales = box_scales(
                 region.cloaked_crop, region.reference, region.ssim_boxes(), limits, generator
             )
@@ -625,7 +628,7 @@ class Cloaker:
         """
         change = region.delta * region.window
         boxes = region.ssim_boxes()
-        limits = budget.dssim_limits(len(region.faces), region.coverage)
+        limits = _dssim_limits(budget, region)
         if len(region.faces) > 1:
             Cloaker._fit_faces(region, change, limits[:-1], dtype)
         low, high = (bound * region.window for bound in _change_bounds(region, budget))

@@ -57,6 +57,7 @@ class Region:
     # acts, in a region of several faces (face_zone)
     zones: dict[int, tuple[int, int, int, int, torch.Tensor]] = field(default_factory=dict)
     coverage: float = 0.0  # share of the photo its regions cover together (photo_dssim)
+    photo_faces: int = 1  # how many faces the whole photo has (photo_dssim binds on few)
 
     @property
     def shape(self) -> tuple[int, int]:

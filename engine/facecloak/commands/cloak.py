@@ -58,7 +58,12 @@ def add_budget_overrides(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     expert.add_argument(
         "--photo-dssim", type=float,
-        help="largest (1-SSIM)/2 over the whole photo, shared by its regions (default: none)",
+        help="largest (1-SSIM)/2 over the whole photo, shared by its regions (default: 0.005 in"
+        " low and mid, none in high; 0.5 lifts it)",
+    )  # fmt: skip
+    expert.add_argument(
+        "--photo-faces", type=int,
+        help="the photo limit binds only in photos of at most this many faces (default: 2)",
     )  # fmt: skip
     expert.add_argument("--max-change", type=float, help="largest per-pixel change, 0-255 units")
     expert.add_argument("--steps", type=int, help="optimisation steps")
@@ -80,6 +85,7 @@ def budget_overrides(args: argparse.Namespace) -> dict[str, float | int]:
         "dssim": args.dssim,
         "region_dssim": args.region_dssim,
         "photo_dssim": args.photo_dssim,
+        "photo_faces": args.photo_faces,
         "max_change": None if args.max_change is None else args.max_change / 255.0,
         "steps": args.steps,
         "samples": args.samples,

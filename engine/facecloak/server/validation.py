@@ -133,6 +133,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "dssim": (float, 1e-6, 0.5),
     "region_dssim": (float, 1e-6, 0.5),
     "photo_dssim": (float, 1e-6, 0.5),
+    "photo_faces": (int, 1, 100_000),
     "max_change": (float, 1e-3, 255.0),
 }
 
