@@ -183,20 +183,21 @@ def test_the_photo_limit_binds_only_where_regions_cover_most_of_a_photo_of_few_f
     assert mid.dssim_limits(1, coverage=0.8) == pytest.approx([0.01, 0.00625])
     assert mid.with_overrides(region_dssim=0.004).dssim_limits(1, 0.3) == [0.01, 0.004]
     # A crowd keeps its faces' budgets, unless the expert says otherwise.
-    assert mid.dssim_limits(1, coverage=1.0, photo_faces=3) == [0.01, 0.01]
+    assert mid.dssim_limits(1, coverage=1.0, photo_faces=3) == [0.01, 0.005]
+    assert mid.dssim_limits(1, coverage=1.0, photo_faces=4) == [0.01, 0.01]
     crowd = mid.with_overrides(photo_faces=24)
     assert crowd.dssim_limits(1, coverage=1.0, photo_faces=24) == [0.01, 0.005]
     assert mid.with_overrides(photo_dssim=None).dssim_limits(1, coverage=1.0) == [0.01, 0.01]
 
 
 def test_regions_know_how_many_faces_their_photo_has(engine, astronaut):
-    """The photo limit's face count is the photo's, not the region's: three faces side by
+    """The photo limit's face count is the photo's, not the region's: four faces side by
     side, each in its own region, are a crowd whose regions keep the face's limit."""
     from facecloak.cloak import _dssim_limits
 
     x, y, w, h = (round(v) for v in engine.detector.detect(astronaut).faces[0].box)
     portrait = astronaut[max(0, y - h // 3) : y + 4 * h // 3, max(0, x - w // 3) : x + 4 * w // 3]
-    for count in (1, 3):
+    for count in (1, 4):
         photo = np.ascontiguousarray(np.concatenate([portrait] * count, axis=1))
         faces = engine.detector.detect(photo).faces
         assert len(faces) == count
@@ -206,7 +207,7 @@ def test_regions_know_how_many_faces_their_photo_has(engine, astronaut):
         assert {region.photo_faces for region in regions} == {count}
         assert regions[0].coverage > 0.5
         region_limit = _dssim_limits(budget_for("mid"), regions[0])[-1]
-        assert region_limit == (0.01 if count == 3 else pytest.approx(0.005 / regions[0].coverage))
+        assert region_limit == (0.01 if count == 4 else pytest.approx(0.005 / regions[0].coverage))
 
 
 @pytest.mark.parametrize("objective", ["untargeted", "targeted"])

@@ -63,7 +63,7 @@ def add_budget_overrides(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     expert.add_argument(
         "--photo-faces", type=int,
-        help="the photo limit binds only in photos of at most this many faces (default: 2)",
+        help="the photo limit binds only in photos of at most this many faces (default: 3)",
     )  # fmt: skip
     expert.add_argument("--max-change", type=float, help="largest per-pixel change, 0-255 units")
     expert.add_argument("--steps", type=int, help="optimisation steps")
