@@ -135,6 +135,19 @@ def test_a_resting_face_leaves_the_model_batches_of_its_shared_region(engine, as
     assert sum(batches) == everyone - budget.samples
 
 
+def test_high_keeps_pushing_where_a_small_margin_lets_a_protected_face_stop(engine, astronaut):
+    """``high`` is for transfer to models no cloak is made with: its margin is one no face
+    reaches, so every face spends every step (docs/evaluation.md: FaceNet protection 0.77 ->
+    0.83); with a small margin the same face stops at a check once protected."""
+    face = engine.detector.detect(astronaut).faces[0]
+    high = budget_for("high").with_overrides(steps=20, extra_steps=10)
+    easy = engine.cloaker.cloak(astronaut, [face.landmarks], high.with_overrides(margin=0.1))
+    hard = engine.cloaker.cloak(astronaut, [face.landmarks], high)
+    assert easy.steps <= 20 and hard.steps == 30
+    for outcome in (easy, hard):  # protected either way
+        assert outcome.faces[0].scores["sface"] < 0.363 and outcome.faces[0].scores["dlib"] > 0.6
+
+
 def test_targeted_cloak_stops_on_its_own_identity_not_on_the_decoy(engine, astronaut):
     """A face far from its decoy but still close to its owner is not done: the weak-face
     check measures protection (distance from the owner), whatever the objective."""
