@@ -29,6 +29,14 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+def portrait(engine, astronaut) -> np.ndarray:
+    """The astronaut's face with a third of its size around it: a profile picture's framing."""
+    x, y, w, h = (round(v) for v in engine.detector.detect(astronaut).faces[0].box)
+    crop = astronaut[max(0, y - h // 3) : y + 4 * h // 3, max(0, x - w // 3) : x + 4 * w // 3]
+    return crop.copy()
+
+
+@pytest.fixture(scope="module")
 def cloaked_astronaut(engine, astronaut):
     return engine.cloak_pixels(astronaut, "mid", seed=0)
 
@@ -165,13 +173,10 @@ def test_targeted_cloak_stops_on_its_own_identity_not_on_the_decoy(engine, astro
     assert scores["sface"] > 0.9 and scores["dlib"] < 0.2  # unchanged: still its owner's
 
 
-def test_a_face_that_fills_the_frame_keeps_the_whole_photo_at_ssim_099(engine, astronaut):
+def test_a_face_that_fills_the_frame_keeps_the_whole_photo_at_ssim_099(engine, portrait):
     """Where the face fills the photo (a profile picture, an LFW crop) its region is most of
     the photo: a photo limit of 0.005 keeps the whole at SSIM 0.99 while the face keeps 0.98,
     and without it the same cloak takes the photo below 0.99 (the limit is what holds)."""
-    x, y, w, h = (round(v) for v in engine.detector.detect(astronaut).faces[0].box)
-    portrait = astronaut[max(0, y - h // 3) : y + 4 * h // 3, max(0, x - w // 3) : x + 4 * w // 3]
-    portrait = portrait.copy()
     mid = budget_for("mid").with_overrides(steps=6, extra_steps=0)  # its photo limit: 0.005
     face = engine.detector.detect(portrait).faces[0]
 
@@ -203,13 +208,11 @@ def test_the_photo_limit_binds_only_where_regions_cover_most_of_a_photo_of_few_f
     assert mid.with_overrides(photo_dssim=None).dssim_limits(1, coverage=1.0) == [0.01, 0.01]
 
 
-def test_regions_know_how_many_faces_their_photo_has(engine, astronaut):
+def test_regions_know_how_many_faces_their_photo_has(engine, portrait):
     """The photo limit's face count is the photo's, not the region's: four faces side by
     side, each in its own region, are a crowd whose regions keep the face's limit."""
     from facecloak.cloak import _dssim_limits
 
-    x, y, w, h = (round(v) for v in engine.detector.detect(astronaut).faces[0].box)
-    portrait = astronaut[max(0, y - h // 3) : y + 4 * h // 3, max(0, x - w // 3) : x + 4 * w // 3]
     for count in (1, 4):
         photo = np.ascontiguousarray(np.concatenate([portrait] * count, axis=1))
         faces = engine.detector.detect(photo).faces
