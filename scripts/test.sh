@@ -13,6 +13,13 @@ if ! command -v exiftool >/dev/null 2>&1; then
     fi
 fi
 scripts/setup-env.sh test
+# TensorFlow.js, the HSE model's own runtime, for its parity test (tests/tfjs).
+if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix tests/tfjs --silent --no-audit --no-fund
+else
+    echo "WARNING: npm is missing; the HSE model's tests will be SKIPPED." \
+         "Install it with: sudo apt-get install npm" >&2
+fi
 .venv/bin/ruff check engine tests bench installers plugins bridges
 .venv/bin/ruff format --check engine tests bench installers plugins bridges
 .venv/bin/python -m pytest "$@"

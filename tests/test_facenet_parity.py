@@ -10,7 +10,8 @@ from facecloak.align import similarity_transform, warp_faces_from_pixels
 from facecloak.detect import FaceDetector
 from facecloak.models import get
 from facecloak.models._packages import package_file
-from facecloak.models.facenet import FACENET_FILE, _same_padding, load_facenet
+from facecloak.models.facenet import FACENET_FILE, load_facenet
+from facecloak.models.tf_program import same_padding
 from PIL import Image
 
 
@@ -103,6 +104,6 @@ def test_a_damaged_graph_is_a_clear_error(tmp_path):
 )
 def test_same_padding_follows_tensorflow(size, kernel, stride, expected):
     """TensorFlow pads SAME convolutions so the output is ceil(size / stride), odd pixel after."""
-    before, after = _same_padding(size, kernel, stride)
+    before, after = same_padding(size, kernel, stride)
     assert (before, after) == expected
     assert (size + before + after - kernel) // stride + 1 == -(-size // stride)

@@ -39,6 +39,9 @@ class RecogniserSpec:
     match_threshold: float
     load: Callable[[], nn.Module]
     description: str = ""
+    # Whether the model's files are there (one fetched at install time may not be), checked
+    # without loading it, so a default list can leave out what a machine lacks.
+    installed: Callable[[], bool] = lambda: True
 
     def template_array(self) -> np.ndarray:
         """The landmark template as a 5 x 2 float32 array."""
@@ -102,6 +105,12 @@ def get(name: str) -> RecogniserSpec:
     except KeyError:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise KeyError(f"unknown recogniser {name!r} (known: {known})") from None
+
+
+def split_installed(candidates: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``candidates`` split into those whose files are installed and those missing."""
+    present = tuple(name for name in candidates if get(name).installed())
+    return present, tuple(name for name in candidates if name not in present)
 
 
 def names() -> list[str]:
