@@ -110,6 +110,9 @@ def test_only_the_identity_branch_is_built(hse):
     assert names[-1] == "global_pooling/Mean"
     assert not any(name.startswith(("age_pred", "gender_pred", "feats")) for name in names)
     assert len(hse.graph.convs) == 27  # conv1 + 13 depthwise + 13 pointwise
+    # Batch-norm arithmetic folded into the convolutions, each ReLU6 (Relu, Minimum, Maximum)
+    # one clamp, and the pooling: nothing else runs.
+    assert len(names) == 27 + 27 + 1
 
 
 def _copy_model(model_path: Path, folder: Path) -> Path:

@@ -107,20 +107,30 @@ class TfProgram(nn.Module):
             if name not in by_name:
                 raise ValueError(f"the graph has no {name!r} node")
         order = _ancestors_in_order(by_name[self.output_name], by_name)
-        readers: dict[str, int] = {}
+        read_by: dict[str, list[GraphNode]] = {}
         for node in order:
             for name in _inputs(node):
-                readers[name] = readers.get(name, 0) + 1
+                read_by.setdefault(name, []).append(node)
+        readers = {name: len(nodes) for name, nodes in read_by.items()}
         constants = {n.name: n.attrs["value"] for n in order if n.op == "Const"}
-        aliases: dict[str, str] = {}  # an op folded into its convolution: the same value
+        aliases: dict[str, str] = {}  # an op folded into another: the same value
         for node in order:
+            if node.name in aliases or node.op in ("Const", "Placeholder"):
+                continue
             raw_inputs = _inputs(node)
             inputs = [aliases.get(i, i) for i in raw_inputs]
-            if node.op in ("Const", "Placeholder"):
-                continue
             folded = self._fold(node, raw_inputs, inputs, constants, readers)
             if folded is not None:
                 aliases[node.name] = folded
+                continue
+            clip = _relu_clip(node, read_by, constants)
+            if clip is not None:
+                ceiling, fused = clip
+                for name in fused:
+                    aliases[name] = node.name
+                self.program.append(
+                    (node.name, lambda v, c=ceiling: torch.clamp(v[0], 0.0, c), inputs)
+                )
                 continue
             operation, data_inputs = self._operation(node, inputs, constants)
             self.program.append((node.name, operation, data_inputs))
@@ -252,6 +262,30 @@ _BINARY: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "Maximum": torch.maximum,
     "Minimum": torch.minimum,
 }
+
+
+def _relu_clip(
+    node: GraphNode, read_by: dict[str, list[GraphNode]], constants: dict[str, np.ndarray]
+) -> tuple[float, list[str]] | None:
+    """Keras' ReLU6 as a frozen graph writes it, ``Maximum(Minimum(Relu(x), 6), 0)``, seen from
+    its Relu: the ceiling and the two nodes one clamp replaces (three passes over a feature map
+    and their backward passes become one), or None."""
+    if node.op != "Relu":
+        return None
+    chain, current = [], node
+    for op in ("Minimum", "Maximum"):
+        following = read_by.get(current.name, [])
+        if len(following) != 1 or following[0].op != op:
+            return None
+        current = following[0]
+        others = [i for i in _inputs(current) if i in constants]
+        if len(others) != 1 or np.ndim(constants[others[0]]) != 0:
+            return None
+        chain.append((current.name, float(constants[others[0]])))
+    (minimum, ceiling), (maximum, floor) = chain
+    if ceiling < 0.0 or floor > 0.0:
+        return None
+    return ceiling, [minimum, maximum]
 
 
 def _inputs(node: GraphNode) -> list[str]:
