@@ -138,6 +138,19 @@ def test_a_weight_file_outside_the_model_folder_is_refused(model_path, tmp_path)
         read_tfjs_graph(copy)
 
 
+def test_a_missing_or_malformed_weight_file_is_a_clear_error(model_path, tmp_path):
+    copy = _copy_model(model_path, tmp_path)
+    (tmp_path / "faceres.bin").unlink()
+    with pytest.raises(ValueError, match=r"cannot read its weight file faceres\.bin"):
+        read_tfjs_graph(copy)
+    copy = _copy_model(model_path, tmp_path)
+    model = json.loads(copy.read_text())
+    del model["weightsManifest"][0]["weights"][0]["shape"]
+    copy.write_text(json.dumps(model))
+    with pytest.raises(ValueError, match="malformed weights manifest"):
+        read_tfjs_graph(copy)
+
+
 @pytest.mark.parametrize("text", ["", "{", '{"modelTopology": 3}', "[]"])
 def test_not_a_graph_model_is_a_clear_error(tmp_path, text):
     path = tmp_path / "model.json"

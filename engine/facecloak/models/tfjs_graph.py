@@ -36,7 +36,10 @@ def read_tfjs_graph(model_json: str | Path) -> list[GraphNode]:
         manifest = model["weightsManifest"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"not a TensorFlow.js graph model: {path} ({exc})") from None
-    weights = _read_weights(path.parent, manifest, str(path))
+    try:
+        weights = _read_weights(path.parent, manifest, str(path))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: malformed weights manifest ({exc})") from None
     nodes = []
     for entry in topology:
         node = GraphNode(
@@ -84,9 +87,12 @@ def _group_file(folder: Path, name: str, source: str) -> bytes:
     if Path(name).name != name:
         raise ValueError(f"{source}: weight file {name!r} is outside the model's folder")
     path = folder / name
-    if path.stat().st_size > _MAX_WEIGHT_BYTES:
-        raise ValueError(f"{source}: weight file {name} is implausibly large")
-    return path.read_bytes()
+    try:
+        if path.stat().st_size > _MAX_WEIGHT_BYTES:
+            raise ValueError(f"{source}: weight file {name} is implausibly large")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{source}: cannot read its weight file {name} ({exc.strerror})") from None
 
 
 def _stored_dtype(spec: dict, quantisation: dict | None, source: str) -> type:
