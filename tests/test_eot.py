@@ -90,3 +90,30 @@ def test_cropped_region_sums_each_readers_gradient_as_autograd_would():
     )
     reference.backward()
     assert torch.allclose(cropped.gradient(), leaf.grad, atol=1e-6)
+
+
+def test_alignments_vary_the_framing_within_the_jitter_ranges():
+    """Zoom and shift of the jittered alignments fill their ranges and never leave them: a
+    tracker's crop may be looser or tighter than the ensemble's own."""
+    spec, jitter = get("sface"), eot.Jitter()
+    landmarks = torch.tensor(ASTRONAUT_LANDMARKS, dtype=torch.float32)
+    quiet = eot.Jitter(landmark_sigma=0.0, max_rotation_deg=0.0, max_log_scale=0.0, max_shift=0.0)
+    template = torch.as_tensor(spec.template_array())
+    nominal = eot.jittered_matrices(
+        landmarks, template, spec.input_size, 1, quiet, torch.Generator().manual_seed(0)
+    )[0]
+    varied = eot.jittered_matrices(
+        landmarks, template, spec.input_size, 400,
+        eot.Jitter(landmark_sigma=0.0, max_rotation_deg=0.0), torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    zoom = torch.log(varied[:, 0, 0] / nominal[0, 0])
+    assert float(zoom.abs().max()) <= jitter.max_log_scale + 1e-5
+    assert float(zoom.min()) < -0.9 * jitter.max_log_scale
+    assert float(zoom.max()) > 0.9 * jitter.max_log_scale
+    # Where the chip's centre lands, beyond what the zoom alone explains, is the shift.
+    centre = torch.tensor([(spec.input_size - 1) / 2.0] * 2)
+    source = torch.linalg.solve(nominal[:, :2], centre - nominal[:, 2])
+    moved = (varied[:, :, :2] @ source) + varied[:, :, 2] - centre
+    limit = jitter.max_shift * spec.input_size
+    assert float(moved.abs().max()) <= limit + 1e-3
+    assert float(moved.abs().max()) > 0.9 * limit
