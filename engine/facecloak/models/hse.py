@@ -53,13 +53,17 @@ def model_dir() -> Path:
     return Path(configured) if configured else Path(sys.prefix) / "share" / "facecloak" / "npm"
 
 
+def _model_path() -> Path:
+    return model_dir() / "human-models" / MODEL_FILE
+
+
 def _installed() -> bool:
-    return (model_dir() / "human-models" / MODEL_FILE).is_file()
+    return _model_path().is_file()
 
 
 def model_file() -> Path:
     """The model's ``faceres.json``; a one-line fix when it is not installed."""
-    path = model_dir() / "human-models" / MODEL_FILE
+    path = _model_path()
     if not path.is_file():
         raise ModelFileMissing(
             f"model file {MODEL_FILE} of npm package {PACKAGE} is not installed; "

@@ -111,7 +111,6 @@ class TfProgram(nn.Module):
         for node in order:
             for name in _inputs(node):
                 read_by.setdefault(name, []).append(node)
-        readers = {name: len(nodes) for name, nodes in read_by.items()}
         constants = {n.name: n.attrs["value"] for n in order if n.op == "Const"}
         aliases: dict[str, str] = {}  # an op folded into another: the same value
         for node in order:
@@ -119,7 +118,7 @@ class TfProgram(nn.Module):
                 continue
             raw_inputs = _inputs(node)
             inputs = [aliases.get(i, i) for i in raw_inputs]
-            folded = self._fold(node, raw_inputs, inputs, constants, readers)
+            folded = self._fold(node, raw_inputs, inputs, constants, read_by)
             if folded is not None:
                 aliases[node.name] = folded
                 continue
@@ -141,7 +140,7 @@ class TfProgram(nn.Module):
         raw_inputs: list[str],
         inputs: list[str],
         constants: dict[str, np.ndarray],
-        readers: dict[str, int],
+        read_by: dict[str, list[GraphNode]],
     ) -> str | None:
         """The convolution that ``node`` folds into (a bias, or a per-channel add or multiply
         of a value only it reads), or None."""
@@ -153,7 +152,7 @@ class TfProgram(nn.Module):
         conv_name, read = inputs[sides[0]], raw_inputs[sides[0]]
         conv = self.convs[self._conv_index[conv_name]]
         value = np.asarray(constants[inputs[1 - sides[0]]])
-        if readers.get(read) != 1 or value.ndim > 1:
+        if len(read_by.get(read, [])) != 1 or value.ndim > 1:
             return None
         if value.size not in (1, conv.conv.out_channels):
             return None
