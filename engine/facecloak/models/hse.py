@@ -104,6 +104,7 @@ SPEC = register(
         match_threshold=0.555,
         load=load_hse,
         installed=_installed,
+        install_hint="scripts/fetch-npm-models.sh",
         description="HSE MobileNet (Savchenko), VGGFace2, 224x224, 1024-D (npm human-models)",
     )
 )

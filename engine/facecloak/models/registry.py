@@ -38,10 +38,11 @@ class RecogniserSpec:
     metric: Metric
     match_threshold: float
     load: Callable[[], nn.Module]
-    description: str = ""
-    # Whether the model's files are there (one fetched at install time may not be), checked
+    # Whether the model's files are there (an optional package may be missing), checked
     # without loading it, so a default list can leave out what a machine lacks.
-    installed: Callable[[], bool] = lambda: True
+    installed: Callable[[], bool]
+    install_hint: str  # the command that installs the model's files, for "not installed"
+    description: str = ""
 
     def template_array(self) -> np.ndarray:
         """The landmark template as a 5 x 2 float32 array."""

