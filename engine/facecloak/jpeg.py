@@ -56,12 +56,25 @@ YCBCR_TO_RGB = (
 )
 
 
-def quantisation_table(base: tuple[tuple[int, ...], ...], quality: float) -> torch.Tensor:
-    """libjpeg's ``jpeg_quality_scaling`` of a base table: 8 x 8 divisors for ``quality``."""
+def quantisation_table(
+    base: tuple[tuple[int, ...], ...], quality: float, device: torch.device | None = None
+) -> torch.Tensor:
+    """libjpeg's ``jpeg_quality_scaling`` of a base table: 8 x 8 divisors for ``quality``,
+    computed on ``device`` (exact in float64 on any device: the same divisors)."""
     quality = min(max(quality, 1.0), 100.0)
     scale = 5000.0 / quality if quality < 50 else 200.0 - 2.0 * quality
-    table = torch.floor((torch.tensor(base, dtype=torch.float64) * scale + 50.0) / 100.0)
+    base_table = _constant(base, device or torch.device("cpu"), torch.float64)
+    table = torch.floor((base_table * scale + 50.0) / 100.0)
     return table.clamp(1, 255).to(torch.float32)
+
+
+@functools.cache
+def _constant(
+    values: tuple[tuple[float, ...], ...], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """A constant table on ``device``, copied there once: a copy per use was a host-device
+    synchronisation per sampled face on a GPU (1,300 of a 1-megapixel photo's 2,228)."""
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 @functools.cache
@@ -91,13 +104,13 @@ def _code_plane(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """DCT, quantise, dequantise and inverse DCT of ``N x 1 x H x W`` planes (H, W: 8k)."""
     basis = _dct_basis(plane.device, plane.dtype)
     coefficients = F.conv2d(plane, basis, stride=BLOCK)
-    divisors = table.to(plane.device, plane.dtype).reshape(1, BLOCK * BLOCK, 1, 1)
+    divisors = table.to(plane.dtype).reshape(1, BLOCK * BLOCK, 1, 1)
     kept = smooth_round(coefficients / divisors) * divisors
     return F.conv_transpose2d(kept, basis, stride=BLOCK)
 
 
 def _colour(image: torch.Tensor, matrix: tuple[tuple[float, ...], ...]) -> torch.Tensor:
-    weights = torch.tensor(matrix, device=image.device, dtype=image.dtype)
+    weights = _constant(matrix, image.device, image.dtype)
     return torch.einsum("oc,bchw->bohw", weights, image)
 
 
@@ -111,10 +124,10 @@ def jpeg_round_trip(image: torch.Tensor, quality: float) -> torch.Tensor:
     ycbcr = _colour(padded, RGB_TO_YCBCR)
     luma = ycbcr[:, :1] - 128.0  # level shift; Cb and Cr are already centred on 0
     chroma = F.avg_pool2d(ycbcr[:, 1:], 2)  # libjpeg's h2v2 downsampling: 2 x 2 means
-    luma = _code_plane(luma, quantisation_table(LUMA_TABLE, quality))
+    luma = _code_plane(luma, quantisation_table(LUMA_TABLE, quality, image.device))
     chroma = _code_plane(
         chroma.reshape(batch * 2, 1, *chroma.shape[-2:]),
-        quantisation_table(CHROMA_TABLE, quality),
+        quantisation_table(CHROMA_TABLE, quality, image.device),
     ).reshape(batch, 2, *chroma.shape[-2:])
     # "Fancy" upsampling: 3/4 nearer sample + 1/4 farther one in each direction, edges repeated.
     chroma = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)
