@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import json
 import os
 import shutil
@@ -561,20 +560,19 @@ def test_a_second_death_gives_one_clear_error_and_no_output(server, face_photo, 
     wait_for_engine(client)
 
 
-def test_cancel_stops_a_running_job_within_a_second(server, face_photo, tmp_path):
+def test_cancel_stops_a_running_job_at_its_next_step(server, face_photo, tmp_path):
     client = server.client
-    steps: list[float] = []  # when each optimisation step ended
+    steps: list[int] = []  # the steps done, as the job reported them
     outcome: dict[str, object] = {}
 
     def step_ended(done: int, total: int) -> None:
-        steps.append(time.monotonic())
+        steps.append(done)
 
     def long_cloak() -> None:
         try:
             client.cloak_file(str(face_photo), str(tmp_path / "out.png"), mode="low",
                               options={**CHEAP, "steps": 500}, progress=step_ended)  # fmt: skip
         except Cancelled as error:
-            outcome["cancelled"] = time.monotonic()
             outcome["message"] = str(error)
 
     worker = threading.Thread(target=long_cloak)
@@ -582,14 +580,14 @@ def test_cancel_stops_a_running_job_within_a_second(server, face_photo, tmp_path
     deadline = time.monotonic() + 120
     while len(steps) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
-    asked = time.monotonic()
+    done_when_asked = steps[-1]
     Client(server.settings, autostart=False).cancel(client.last_job)
     worker.join(60)
-    assert "cancelled" in outcome, outcome
-    # The job checks for a cancel at every step (~0.1 s on an idle 2-core machine); on a
-    # machine this busy a step can take longer, so the bound allows one slow step.
-    slowest_step = max(b - a for a, b in itertools.pairwise(steps))
-    assert outcome["cancelled"] - asked < max(1.0, 1.5 * slowest_step + 0.2)
+    assert "message" in outcome, outcome
+    # The job checks for a cancel at the end of every step: it may finish the step it was in
+    # and one more while the cancel travels, never the hundreds left. (Counted in steps, not
+    # seconds: under load in CI one step took 2 s.)
+    assert steps[-1] - done_when_asked <= 2, (done_when_asked, steps[-1])
     assert list(tmp_path.iterdir()) == []
 
     # The same, asked on the request's own connection (what facecloak-client does on Ctrl-C).
