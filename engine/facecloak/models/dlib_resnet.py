@@ -31,13 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facecloak.models._packages import ModelFileMissing, find_package_file, package_file
+from facecloak.models._packages import ModelFileMissing, PackagedFile
 from facecloak.models.dlib_format import DlibReader
 from facecloak.models.registry import RecogniserSpec, register
 
-WEIGHTS_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-PACKAGE = "face_recognition_models"
-PIP_NAME = "face-recognition-models"
+WEIGHTS = PackagedFile(
+    "face_recognition_models",
+    "models/dlib_face_recognition_resnet_model_v1.dat",
+    "face-recognition-models",
+)
 CHIP_SIZE = 150
 
 
@@ -323,7 +325,7 @@ def default_weights_path() -> Path:
     ``__init__`` needs ``pkg_resources``). Raises :class:`ModelFileMissing` (a
     ``RuntimeError``) naming the pip command when it is not installed.
     """
-    return package_file(PACKAGE, f"models/{WEIGHTS_FILE}", PIP_NAME)
+    return WEIGHTS.path()
 
 
 def load_dlib_resnet(path: str | None = None) -> DlibResNet:
@@ -336,7 +338,7 @@ def load_dlib_resnet(path: str | None = None) -> DlibResNet:
     if not file.is_file():
         raise ModelFileMissing(
             f"dlib weights file {file} not found; the default one comes with: "
-            f"python -m pip install {PIP_NAME}"
+            f"{WEIGHTS.install_hint}"
         )
     mean, layers = parse_dlib_resnet(file)
     model = DlibResNet(mean, layers)
@@ -370,8 +372,8 @@ SPEC = register(
         metric="euclidean",
         match_threshold=0.6,
         load=load_dlib_resnet,
-        installed=lambda: find_package_file(PACKAGE, f"models/{WEIGHTS_FILE}") is not None,
-        install_hint=f"python -m pip install {PIP_NAME}",
+        installed=WEIGHTS.installed,
+        install_hint=WEIGHTS.install_hint,
         description=(
             "dlib ResNet-34-style face recogniser (dlib_face_recognition_resnet_model_v1, "
             "from face-recognition-models); 150 px chips to 128-D, Euclidean, same person "

